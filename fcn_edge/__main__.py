@@ -1,0 +1,5 @@
+import sys
+
+from fcn_edge.cli.main import main
+
+sys.exit(main())

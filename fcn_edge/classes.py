@@ -1,0 +1,67 @@
+"""Built-in class lists and palettes (RGB), so that nobody retypes them."""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+RGB = Tuple[int, int, int]
+
+
+def _voc_palette(n: int) -> Tuple[RGB, ...]:
+    """The PASCAL VOC colour map: bit-interleaved class index, as in the VOC devkit."""
+    colours = []
+    for index in range(n):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colours.append((r, g, b))
+    return tuple(colours)
+
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)
+VOC_PALETTE = _voc_palette(256)[: len(VOC_CLASSES)]
+VOC_IGNORE_INDEX = 255
+
+# Cityscapes' 19 evaluation classes, in train-id order, with the official colours.
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+)
+CITYSCAPES_PALETTE: Tuple[RGB, ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+    (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
+# Cityscapes label id -> train id; every id not listed maps to 255 (ignore).
+CITYSCAPES_LABEL_TO_TRAIN_ID = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+    25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}
+
+# The procedural street scenes of fcn_edge.data.synthetic.
+SYNTHETIC_CLASSES = ("background", "sky", "road", "building", "vegetation", "vehicle", "person")
+SYNTHETIC_PALETTE: Tuple[RGB, ...] = (
+    (0, 0, 0), (70, 130, 180), (128, 64, 128), (70, 70, 70), (107, 142, 35), (0, 0, 142),
+    (220, 20, 60),
+)
+
+DATASETS = {
+    "voc": (VOC_CLASSES, VOC_PALETTE),
+    "cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE),
+    "synthetic": (SYNTHETIC_CLASSES, SYNTHETIC_PALETTE),
+}
+
+
+def default_palette(num_classes: int) -> Tuple[RGB, ...]:
+    """A distinct colour per class for user datasets without their own palette."""
+    return _voc_palette(max(num_classes, 1))[:num_classes]

@@ -1,0 +1,1 @@
+"""The ``fcn-edge`` command: one module per subcommand, each with ``add_parser`` and ``run``."""

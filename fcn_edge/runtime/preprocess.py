@@ -1,0 +1,129 @@
+"""Frame -> network input, as ModelMeta says; the one preprocessing path of the project.
+
+The runtime, the INT8 calibration loader and the legacy TensorRT calibrator all feed
+models through :class:`Preprocessor`, so a fused-preprocessing graph is always fed the
+uint8 NHWC BGR pixels it was exported for, and an unfused one the normalised float NCHW
+RGB tensor. Buffers are allocated once per batch size and reused on every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from fcn_edge.errors import RuntimeInputError
+from fcn_edge.meta import ModelMeta
+
+LETTERBOX_FILL = 114  # grey padding, as most detection/segmentation letterboxes use
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a frame's pixels landed inside the network input, to undo it when decoding."""
+
+    frame_size: Tuple[int, int]  # (height, width) of the original frame
+    top: int
+    left: int
+    height: int  # the frame's content inside the network input
+    width: int
+
+
+def check_frame(frame: np.ndarray, source: str = "frame") -> None:
+    """Raise :class:`RuntimeInputError` unless ``frame`` is an HxWx3 uint8 BGR image."""
+    if not isinstance(frame, np.ndarray):
+        raise RuntimeInputError(f"{source}: expected a numpy array, got {type(frame).__name__}")
+    if frame.ndim == 2:
+        raise RuntimeInputError(
+            f"{source}: greyscale frame of shape {frame.shape}; the model takes BGR colour "
+            "frames (H, W, 3): convert with cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)"
+        )
+    if frame.ndim != 3 or frame.shape[2] not in (3,):
+        hint = ""
+        if frame.ndim == 3 and frame.shape[2] == 4:
+            hint = ": drop alpha with cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)"
+        raise RuntimeInputError(f"{source}: expected shape (H, W, 3), got {frame.shape}{hint}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise RuntimeInputError(f"{source}: empty frame of shape {frame.shape}")
+    if frame.dtype != np.uint8:
+        raise RuntimeInputError(
+            f"{source}: expected dtype uint8 (8-bit BGR as cv2.imread and VideoCapture give), "
+            f"got {frame.dtype}"
+        )
+
+
+def placement_for(frame_size: Tuple[int, int], input_size: Tuple[int, int], mode: str) -> Placement:
+    fh, fw = frame_size
+    ih, iw = input_size
+    if mode == "stretch":
+        return Placement(frame_size, 0, 0, ih, iw)
+    scale = min(ih / fh, iw / fw)
+    h = max(1, min(ih, int(round(fh * scale))))
+    w = max(1, min(iw, int(round(fw * scale))))
+    return Placement(frame_size, (ih - h) // 2, (iw - w) // 2, h, w)
+
+
+class Preprocessor:
+    """Resize, and when the graph does not fuse it, normalise and transpose to NCHW.
+
+    ``__call__`` returns a view of an internal buffer that the next call overwrites;
+    copy it if you keep it (the calibration loader does).
+    """
+
+    def __init__(self, meta: ModelMeta, input_size: Optional[Tuple[int, int]] = None):
+        self.meta = meta
+        self.input_size = tuple(input_size or meta.input_size)
+        self.fused = meta.fused_preprocess
+        self.dtype = np.dtype(meta.input_dtype)
+        mean = np.asarray(meta.mean, np.float32)
+        std = np.asarray(meta.std, np.float32)
+        # x_norm = (x / 255 - mean) / std = x * scale + offset, per RGB channel
+        self._scale = (1.0 / (255.0 * std)).astype(np.float32)
+        self._offset = (-mean / std).astype(np.float32)
+        self._batches: Dict[int, np.ndarray] = {}
+        h, w = self.input_size
+        self._resized = np.empty((h, w, 3), np.uint8)
+        self._plane = np.empty((h, w), np.float32)
+
+    def buffer(self, batch: int) -> np.ndarray:
+        """The reusable input array for ``batch`` frames, allocated on first use."""
+        buf = self._batches.get(batch)
+        if buf is None:
+            buf = np.empty(self.meta.input_shape(batch, self.input_size), self.dtype)
+            if self.fused and self.meta.resize_mode == "letterbox":
+                buf.fill(LETTERBOX_FILL)
+            self._batches[batch] = buf
+        return buf
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Placement]]:
+        if len(frames) == 0:
+            raise RuntimeInputError("no frames to preprocess")
+        out = self.buffer(len(frames))
+        placements = []
+        for i, frame in enumerate(frames):
+            check_frame(frame, f"frame {i}")
+            placements.append(self._fill(out, i, frame))
+        return out, placements
+
+    def _fill(self, out: np.ndarray, index: int, frame: np.ndarray) -> Placement:
+        place = placement_for(frame.shape[:2], self.input_size, self.meta.resize_mode)
+        if self.meta.resize_mode == "letterbox":
+            self._resized.fill(LETTERBOX_FILL)
+        target = self._resized[place.top : place.top + place.height, place.left : place.left + place.width]
+        if frame.shape[:2] == (place.height, place.width):
+            target[...] = frame
+        else:
+            # INTER_LINEAR matches what training and evaluation use; AREA would alias less
+            # on big downscales but costs 2-3x on a Jetson's CPU.
+            target[...] = cv2.resize(frame, (place.width, place.height), interpolation=cv2.INTER_LINEAR)
+        if self.fused:
+            out[index] = self._resized
+            return place
+        rgb_planes = out[index]  # (3, H, W)
+        for c_rgb, c_bgr in ((0, 2), (1, 1), (2, 0)):
+            np.multiply(self._resized[:, :, c_bgr], self._scale[c_rgb], out=self._plane)
+            self._plane += self._offset[c_rgb]
+            rgb_planes[c_rgb] = self._plane
+        return place
