@@ -1,0 +1,151 @@
+"""TensorRT's legacy INT8 calibrator (TensorRT 8.5 - 10.x), fed by the project's one
+calibration data path.
+
+``--int8-mode implicit`` lets TensorRT pick INT8 scales itself from batches of real
+images. The batches come from :func:`fcn_edge.precision.calibration.calibration_batches`,
+which preprocesses exactly as the runtime does, so the scales fit what the engine will see.
+Scales are cached in a file: a second build reads them and needs no images. TensorRT 11
+has no calibrator classes; :mod:`fcn_edge.engine.plan` refuses that case before we get here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional
+
+import numpy as np
+
+from fcn_edge.errors import DataError, EngineBuildError
+
+log = logging.getLogger(__name__)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _BatchFeeder:
+    """Uploads ``{name: array}`` batches into device buffers allocated once."""
+
+    def __init__(self, batches: Optional[Iterable[Dict[str, np.ndarray]]], device: Any, source: str):
+        self._iterator: Optional[Iterator[Dict[str, np.ndarray]]] = iter(batches) if batches is not None else None
+        self._device = device
+        self._source = source
+        self._buffers: Dict[str, int] = {}
+        self._shapes: Dict[str, tuple] = {}
+        self._dtypes: Dict[str, np.dtype] = {}
+        self.batches_fed = 0
+
+    def next_pointers(self, names: List[str]) -> Optional[List[int]]:
+        if self._iterator is None:
+            return None
+        batch = next(self._iterator, None)
+        if batch is None:
+            if self.batches_fed == 0:
+                raise DataError(
+                    f"calibration set {self._source}: the data loader provided no data (a generator "
+                    "cannot be rewound; pass a re-iterable such as calibration_batches())"
+                )
+            return None
+        missing = [n for n in names if n not in batch]
+        if missing:
+            raise DataError(
+                f"calibration set {self._source}: batches hold {sorted(batch)} but TensorRT asks for "
+                f"inputs {names}"
+            )
+        pointers = []
+        for name in names:
+            array = np.ascontiguousarray(batch[name])
+            if name not in self._buffers:
+                self._buffers[name] = self._device.alloc(array.nbytes)
+                self._shapes[name] = array.shape
+                self._dtypes[name] = array.dtype
+            elif array.shape != self._shapes[name] or array.dtype != self._dtypes[name]:
+                raise DataError(
+                    f"calibration set {self._source}: batch {self.batches_fed} of input '{name}' is "
+                    f"{array.shape} {array.dtype}, the first was {self._shapes[name]} {self._dtypes[name]}; "
+                    "every batch must have the same shape (pad the last one)"
+                )
+            self._device.upload(self._buffers[name], array)
+            pointers.append(self._buffers[name])
+        self.batches_fed += 1
+        return pointers
+
+    def release(self) -> None:
+        for pointer in self._buffers.values():
+            self._device.free(pointer)
+        self._buffers.clear()
+
+
+def make_calibrator(  # trt-versions: <11
+    trt: Any,
+    class_name: str,
+    batches: Optional[Iterable[Dict[str, np.ndarray]]],
+    cache_path: Optional[Path],
+    device: Any,
+    source: str = "",
+) -> Any:
+    """An instance of a subclass of ``trt.<class_name>`` (IInt8EntropyCalibrator2 or
+    IInt8MinMaxCalibrator). ``batches`` may be None when ``cache_path`` holds the scales.
+
+    An exception raised while TensorRT calls back into Python cannot cross TensorRT's C++
+    frames intact; it is kept on ``calibrator.error`` and re-raised by the build.
+    """
+    base = getattr(trt, class_name, None)  # trt-names: IInt8EntropyCalibrator2 IInt8MinMaxCalibrator
+    if base is None:
+        raise EngineBuildError(
+            f"{class_name} is not available on TensorRT {getattr(trt, '__version__', '?')}: use a "
+            "Q/DQ ONNX with --int8-mode explicit"
+        )
+    feeder = _BatchFeeder(batches, device, source or "(calibration batches)")
+
+    class Calibrator(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            base.__init__(self)
+            self.error: Optional[BaseException] = None
+            self.feeder = feeder
+            self.cache_path = Path(cache_path) if cache_path else None
+
+        def get_batch_size(self) -> int:
+            # Networks are explicit-batch: each batch's shape (the calibration profile's)
+            # includes its batch dimension, and TensorRT wants 1 here (as Polygraphy does).
+            return 1
+
+        def get_batch(self, names, *_):  # TensorRT passes the input names
+            if self.error is not None:
+                return None
+            try:
+                return feeder.next_pointers(list(names))
+            except BaseException as exc:  # noqa: BLE001 - handed back to the build
+                self.error = exc
+                return None
+
+        def read_calibration_cache(self):
+            if self.cache_path is not None and self.cache_path.is_file():
+                data = self.cache_path.read_bytes()
+                if data:  # an empty file means: calibrate again
+                    log.info("reading INT8 calibration scales from %s", self.cache_path)
+                    return data
+            return None
+
+        def write_calibration_cache(self, cache) -> None:
+            if self.cache_path is None:
+                return
+            try:
+                _write_atomic(self.cache_path, bytes(cache))
+                log.info("wrote INT8 calibration scales to %s", self.cache_path)
+            except OSError as exc:
+                self.error = EngineBuildError(f"{self.cache_path}: cannot write the calibration cache: {exc}")
+
+    return Calibrator()

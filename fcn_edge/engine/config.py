@@ -1,0 +1,137 @@
+"""What the user asks of an engine build: :class:`BuildConfig` and the shape syntax.
+
+Everything here is plain data and parsing; which of these requests a given TensorRT can
+honour is decided in :mod:`fcn_edge.engine.plan`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+
+from fcn_edge.errors import EngineBuildError
+
+PathLike = Union[str, os.PathLike]
+Shape = Tuple[int, ...]
+
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+TYPINGS = ("auto", "strong", "weak")
+INT8_MODES = ("explicit", "implicit")
+CALIBRATORS = ("entropy", "minmax")
+
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class ShapeOverrides:
+    """``--min/--opt/--max`` shapes per input name ("" = the model's only input)."""
+
+    min: Mapping[str, Shape] = field(default_factory=dict)
+    opt: Mapping[str, Shape] = field(default_factory=dict)
+    max: Mapping[str, Shape] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.min or self.opt or self.max)
+
+    def names(self) -> Tuple[str, ...]:
+        return tuple(sorted(set(self.min) | set(self.opt) | set(self.max)))
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """One engine build.
+
+    ``precision`` "auto" builds what the ONNX already is (Q/DQ -> int8, FP16 casts ->
+    fp16, else fp32). ``typing`` "auto" picks strongly typed where TensorRT has it and the
+    ONNX carries the precision, else weak typing with builder flags. ``int8_mode``
+    "explicit" takes a Q/DQ ONNX; "implicit" runs TensorRT's legacy calibrator over
+    ``calibration`` (a folder or manifest of images) and caches the scales in
+    ``calibration_cache``. ``fp16_fallback`` lets a weakly typed INT8 build run layers that
+    have no INT8 kernel in FP16 instead of FP32 (trtexec's ``--int8 --fp16``).
+    """
+
+    precision: str = "auto"
+    typing: str = "auto"
+    int8_mode: str = "explicit"
+    fp16_fallback: bool = False
+    shapes: ShapeOverrides = field(default_factory=ShapeOverrides)
+    workspace_bytes: Optional[int] = None
+    optimization_level: Optional[int] = None
+    timing_cache: Optional[Path] = None
+    dla_core: Optional[int] = None
+    calibration: Optional[Path] = None
+    calibration_cache: Optional[Path] = None
+    calibrator: str = "entropy"
+    calibration_batch_size: int = 8
+    calibration_limit: Optional[int] = None
+    detailed_profile: bool = True  # per-layer precision in the engine inspector
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name, value, allowed in (
+            ("precision", self.precision, PRECISIONS),
+            ("typing", self.typing, TYPINGS),
+            ("int8_mode", self.int8_mode, INT8_MODES),
+            ("calibrator", self.calibrator, CALIBRATORS),
+        ):
+            if value not in allowed:
+                problems.append(f"{name}={value!r} is not one of {allowed}")
+        if self.workspace_bytes is not None and self.workspace_bytes <= 0:
+            problems.append(f"workspace must be positive, got {self.workspace_bytes} bytes")
+        if self.optimization_level is not None and not 0 <= self.optimization_level <= 5:
+            problems.append(f"optimization level must be 0..5, got {self.optimization_level}")
+        if self.dla_core is not None and self.dla_core < 0:
+            problems.append(f"--dla-core must be >= 0, got {self.dla_core}")
+        if self.calibration_batch_size < 1:
+            problems.append(f"calibration batch size must be >= 1, got {self.calibration_batch_size}")
+        if problems:
+            raise EngineBuildError("invalid build configuration: " + "; ".join(problems))
+
+
+_SHAPE = re.compile(r"^\d+(x\d+)*$")
+
+
+def parse_shape(text: str) -> Shape:
+    """``"1x3x256x320"`` -> ``(1, 3, 256, 320)``."""
+    text = text.strip().lower()
+    if not _SHAPE.match(text):
+        raise EngineBuildError(
+            f"shape {text!r} is not like 1x3x256x320 (dimensions joined by 'x', in the input's "
+            "own layout: NxHxWx3 for a fused uint8 NHWC input)"
+        )
+    shape = tuple(int(d) for d in text.split("x"))
+    if any(d < 1 for d in shape):
+        raise EngineBuildError(f"shape {text!r} has a dimension < 1")
+    return shape
+
+
+def parse_shape_arguments(values: Optional[Sequence[str]]) -> Dict[str, Shape]:
+    """trtexec-style ``name:1x3x256x320`` (or a bare shape for the only input), repeatable
+    and comma-separated."""
+    result: Dict[str, Shape] = {}
+    for value in values or ():
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            name, _, shape_text = item.rpartition(":")
+            if name in result:
+                raise EngineBuildError(f"input {name or '(the only input)'!r} given twice in {value!r}")
+            result[name] = parse_shape(shape_text)
+    return result
+
+
+def parse_size(text: str) -> int:
+    """``"2G"``, ``"512M"``, ``"1048576"`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?B)?\s*", text)
+    if not match:
+        raise EngineBuildError(f"size {text!r} is not like 2G, 512M or 1048576")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
+    return int(float(match.group(1)) * scale)
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape)

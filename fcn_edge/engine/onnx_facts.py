@@ -1,0 +1,141 @@
+"""What an ONNX file already decides before TensorRT sees it: I/O tensors and precision.
+
+Precision is set at the ONNX level (DESIGN.md): a Q/DQ graph is INT8, a graph with casts to
+float16 or float16 weights is FP16. The builder reads that here, with onnx, so the same
+facts drive both a real build and ``--dry-run`` on a machine without TensorRT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+from fcn_edge.errors import EngineBuildError, MetaError
+from fcn_edge.meta import ModelMeta, PathLike, file_sha256, meta_from_props
+from fcn_edge.optional import require
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass(frozen=True)
+class TensorFacts:
+    name: str
+    shape: Tuple[int, ...]  # -1 for a dynamic dimension
+    dtype: str  # numpy-style name: float32, float16, uint8, int32, ...
+
+    @property
+    def dynamic(self) -> bool:
+        return any(d < 0 for d in self.shape)
+
+
+@dataclass(frozen=True)
+class OnnxFacts:
+    path: Path
+    sha256: str
+    inputs: Tuple[TensorFacts, ...]
+    outputs: Tuple[TensorFacts, ...]
+    node_names: Tuple[str, ...]
+    node_ops: Tuple[str, ...]
+    qdq_nodes: int
+    fp16_casts: int
+    fp16_initializers: int
+    meta: Optional[ModelMeta]
+    meta_error: str = ""
+
+    @property
+    def has_qdq(self) -> bool:
+        return self.qdq_nodes > 0
+
+    @property
+    def has_fp16(self) -> bool:
+        return self.fp16_casts > 0 or self.fp16_initializers > 0
+
+    @property
+    def precision(self) -> str:
+        """The precision the graph itself carries: int8 > fp16 > fp32."""
+        if self.has_qdq:
+            return "int8"
+        if self.has_fp16:
+            return "fp16"
+        return "fp32"
+
+    def describe_precision(self) -> str:
+        parts = []
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}" + ("" if n == 1 else "s")
+
+        if self.qdq_nodes:
+            parts.append(count(self.qdq_nodes, "Q/DQ node"))
+        if self.fp16_casts:
+            parts.append(count(self.fp16_casts, "cast") + " to float16")
+        if self.fp16_initializers:
+            parts.append(count(self.fp16_initializers, "float16 weight"))
+        return ", ".join(parts) if parts else "no Q/DQ nodes, no float16 casts or weights"
+
+    def node_label(self, index: int) -> str:
+        """"'name' (Op)" for the node at ``index`` of the graph, for parser errors."""
+        if 0 <= index < len(self.node_names):
+            name = self.node_names[index] or f"#{index}"
+            return f"'{name}' ({self.node_ops[index]})"
+        return f"#{index}"
+
+
+def _dtype_name(onnx, elem_type: int) -> str:
+    try:
+        import numpy as np
+
+        return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)))
+    except Exception:  # unknown or non-numpy types (bfloat16, float8)
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+
+
+def _tensor_facts(onnx, value_info) -> TensorFacts:
+    tensor_type = value_info.type.tensor_type
+    dims = tuple(
+        d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
+        for d in tensor_type.shape.dim
+    )
+    return TensorFacts(value_info.name, dims, _dtype_name(onnx, tensor_type.elem_type))
+
+
+def read_onnx_facts(path: PathLike) -> OnnxFacts:
+    """Read I/O tensors, precision markers and ModelMeta of an ONNX file (weights not loaded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineBuildError(f"{path}: no such ONNX file")
+    onnx = require("onnx", "reading the ONNX graph for an engine build")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends
+        raise EngineBuildError(f"{path}: not a readable ONNX model: {exc}") from exc
+    graph = model.graph
+    initializer_names = {init.name for init in graph.initializer}
+    float16 = onnx.TensorProto.FLOAT16
+    qdq = 0
+    casts = 0
+    for node in graph.node:
+        if node.op_type in QDQ_OPS:
+            qdq += 1
+        elif node.op_type == "Cast":
+            casts += any(a.name == "to" and a.i == float16 for a in node.attribute)
+    fp16_weights = sum(init.data_type == float16 for init in graph.initializer)
+    meta: Optional[ModelMeta] = None
+    meta_error = ""
+    try:
+        meta = meta_from_props({p.key: p.value for p in model.metadata_props}, str(path))
+    except MetaError as exc:
+        meta_error = str(exc)
+    return OnnxFacts(
+        path=path,
+        sha256=file_sha256(path),
+        inputs=tuple(_tensor_facts(onnx, v) for v in graph.input if v.name not in initializer_names),
+        outputs=tuple(_tensor_facts(onnx, v) for v in graph.output),
+        node_names=tuple(n.name for n in graph.node),
+        node_ops=tuple(n.op_type for n in graph.node),
+        qdq_nodes=qdq,
+        fp16_casts=casts,
+        fp16_initializers=fp16_weights,
+        meta=meta,
+        meta_error=meta_error,
+    )

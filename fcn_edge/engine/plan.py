@@ -1,0 +1,407 @@
+"""Decide how to build: typing, flags, calibrator, profiles. No TensorRT needed.
+
+:func:`plan_build` is a pure function of the ONNX's facts, the user's :class:`BuildConfig`
+and the :class:`Capabilities` of the TensorRT at hand (probed from the real module, or
+declared for ``--dry-run``). A real build and a dry run therefore make the same decisions,
+and a request that the TensorRT cannot honour is refused here, with what to do instead,
+before any minutes are spent building.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from fcn_edge.engine.capabilities import Capabilities
+from fcn_edge.engine.config import BuildConfig, Shape, format_shape
+from fcn_edge.engine.onnx_facts import OnnxFacts, TensorFacts
+from fcn_edge.engine.sidecar import ProfileShapes
+from fcn_edge.errors import EngineBuildError
+from fcn_edge.meta import ModelMeta
+
+CALIBRATOR_CLASSES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
+
+QUANTIZE_FP16 = "fcn-edge quantize {onnx} --precision fp16"
+QUANTIZE_INT8 = "fcn-edge quantize {onnx} --precision int8 --calib IMAGES"
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Every decision of a build, in TensorRT's own names, printable and recordable."""
+
+    trt_version: str
+    precision: str  # of the engine: fp32 / fp16 / int8
+    typing: str  # strong / weak
+    int8_mode: str  # explicit / implicit / ""
+    network_flags: Tuple[str, ...]  # NetworkDefinitionCreationFlag members
+    builder_flags: Tuple[str, ...]  # BuilderFlag members
+    calibrator: str  # "" or the TensorRT calibrator class
+    calibration: Optional[Path]
+    calibration_cache: Optional[Path]
+    profiles: Tuple[ProfileShapes, ...]
+    needs_profile: bool
+    workspace_bytes: Optional[int]
+    optimization_level: Optional[int]
+    timing_cache: Optional[Path]
+    dla_core: Optional[int]
+    notes: Tuple[str, ...] = field(default_factory=tuple)
+
+    def describe(self) -> List[str]:
+        """Human-readable lines, as ``--dry-run`` and the build summary print them."""
+        lines = [
+            f"TensorRT          {self.trt_version}",
+            f"engine precision  {self.precision}",
+            "network typing    strongly typed" + ("" if "STRONGLY_TYPED" in self.network_flags
+                                                   else " (every network is, on this TensorRT)")
+            if self.typing == "strong" else
+            "network typing    weakly typed (precision chosen by builder flags)",
+            f"network flags     {', '.join(self.network_flags) or '(none)'}",
+            f"builder flags     {', '.join(self.builder_flags) or '(none)'}",
+        ]
+        if self.int8_mode:
+            lines.append(f"int8 mode         {self.int8_mode}")
+        if self.calibrator:
+            source = self.calibration or "(none: scales come from the cache)"
+            lines.append(f"calibrator        {self.calibrator} over {source}")
+            lines.append(f"calibration cache {self.calibration_cache}")
+        else:
+            lines.append("calibrator        none")
+        for profile in self.profiles:
+            kind = "optimisation profile" if self.needs_profile else "static shape"
+            if self.needs_profile:
+                lines.append(
+                    f"{kind} '{profile.input_name}': min {format_shape(profile.min)}, "
+                    f"opt {format_shape(profile.opt)}, max {format_shape(profile.max)}"
+                )
+            else:
+                lines.append(f"{kind} '{profile.input_name}': {format_shape(profile.opt)} (no profile needed)")
+        lines.append(
+            "workspace         " + (f"{self.workspace_bytes / (1 << 20):.0f} MiB" if self.workspace_bytes
+                                    else "TensorRT default (device memory)")
+        )
+        lines.append(
+            "optimisation lvl  " + (str(self.optimization_level) if self.optimization_level is not None
+                                    else "TensorRT default")
+        )
+        lines.append(f"timing cache      {self.timing_cache or 'none'}")
+        if self.dla_core is not None:
+            lines.append(f"DLA core          {self.dla_core}, GPU fallback on")
+        lines += [f"note: {note}" for note in self.notes]
+        return lines
+
+
+def unavailable(what: str, version: str, instead: str) -> EngineBuildError:
+    return EngineBuildError(f"{what} is not available on TensorRT {version}: {instead}")
+
+
+# -- profiles -------------------------------------------------------------------------------
+def _layout_hint(meta: Optional[ModelMeta], tensor: TensorFacts) -> str:
+    if meta is not None and meta.input_name == tensor.name:
+        example = format_shape(meta.input_shape(1))
+        if meta.input_layout == "NHWC":
+            return f" (the input is {meta.input_dtype} NHWC{' BGR, fused preprocessing' if meta.fused_preprocess else ''}: give NxHxWx3, e.g. {example})"
+        return f" (the input is {meta.input_dtype} NCHW: give Nx3xHxW, e.g. {example})"
+    return ""
+
+
+def _fit_to_graph(tensor: TensorFacts, shape: Shape, which: str, meta: Optional[ModelMeta]) -> Shape:
+    graph_shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
+    if len(shape) != len(tensor.shape):
+        raise EngineBuildError(
+            f"{which} shape {format_shape(shape)} for input '{tensor.name}' has {len(shape)} "
+            f"dimensions; the ONNX input is {graph_shape}{_layout_hint(meta, tensor)}"
+        )
+    for axis, (want, have) in enumerate(zip(shape, tensor.shape)):
+        if have > 0 and want != have:
+            raise EngineBuildError(
+                f"{which} shape {format_shape(shape)} for input '{tensor.name}' sets dimension "
+                f"{axis} to {want}, but the ONNX fixes it to {have} (input {graph_shape})"
+                f"{_layout_hint(meta, tensor)}"
+            )
+    return shape
+
+
+def _shapes_from_meta(tensor: TensorFacts, meta: ModelMeta) -> Tuple[Shape, Shape, Shape]:
+    batch_axis_static = tensor.shape and tensor.shape[0] > 0
+    max_batch = meta.max_batch if meta.dynamic_batch else 1
+    batches = (1, 1, max_batch)
+    if batch_axis_static:
+        batches = (tensor.shape[0],) * 3
+    sizes = meta.size_range
+    return tuple(meta.input_shape(b, s) for b, s in zip(batches, sizes))  # type: ignore[return-value]
+
+
+def plan_profiles(
+    facts: OnnxFacts, overrides, meta: Optional[ModelMeta]
+) -> Tuple[ProfileShapes, ...]:
+    """min/opt/max per input: from ``--min/--opt/--max``, else the ONNX's static dims, else
+    ModelMeta's size range and max batch (dimensions the ONNX fixes stay fixed)."""
+    input_names = [t.name for t in facts.inputs]
+    unknown = [n for n in overrides.names() if n and n not in input_names]
+    if unknown:
+        raise EngineBuildError(
+            f"{facts.path}: --min/--opt/--max name inputs {unknown} that the ONNX does not have; "
+            f"its inputs are {input_names}"
+        )
+    if "" in overrides.names() and len(input_names) != 1:
+        raise EngineBuildError(
+            f"{facts.path}: the ONNX has inputs {input_names}; write shapes as NAME:1x3x256x320"
+        )
+    profiles = []
+    for tensor in facts.inputs:
+        given: Dict[str, Shape] = {}
+        for which in ("min", "opt", "max"):
+            by_name = getattr(overrides, which)
+            value = by_name.get(tensor.name, by_name.get("") if len(input_names) == 1 else None)
+            if value is not None:
+                given[which] = value
+        if given:
+            opt = given.get("opt") or given.get("max") or given["min"]
+            shapes = (given.get("min", opt), opt, given.get("max", opt))
+            source = "--min/--opt/--max"
+        elif not tensor.dynamic:
+            shapes = (tensor.shape,) * 3
+            source = "the ONNX"
+        elif meta is not None and meta.input_name == tensor.name:
+            shapes = _shapes_from_meta(tensor, meta)
+            source = "ModelMeta"
+        else:
+            graph_shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
+            raise EngineBuildError(
+                f"{facts.path}: input '{tensor.name}' has dynamic dimensions ({graph_shape}) and "
+                f"no ModelMeta describes it; give --min/--opt/--max {tensor.name}:SHAPE"
+            )
+        fitted = [
+            _fit_to_graph(tensor, s, f"{which} (from {source})", meta)
+            for which, s in zip(("min", "opt", "max"), shapes)
+        ]
+        low, opt, high = fitted
+        if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+            raise EngineBuildError(
+                f"input '{tensor.name}': shapes must satisfy min <= opt <= max in every dimension, got "
+                f"min {format_shape(low)}, opt {format_shape(opt)}, max {format_shape(high)} (from {source})"
+            )
+        profiles.append(ProfileShapes(tensor.name, low, opt, high))
+    return tuple(profiles)
+
+
+# -- precision and typing -------------------------------------------------------------------
+def _choose_precision(facts: OnnxFacts, config: BuildConfig) -> str:
+    onnx_precision = facts.precision
+    wanted = onnx_precision if config.precision == "auto" else config.precision
+    if config.precision == "auto" and config.int8_mode == "implicit":
+        wanted = "int8"  # asking for the calibrator means asking for INT8
+    name = facts.path.name
+    if onnx_precision == "int8" and wanted != "int8":
+        raise EngineBuildError(
+            f"{name} is already quantised ({facts.describe_precision()}), so its engine is INT8; "
+            f"for a {wanted.upper()} engine build the unquantised ONNX instead"
+        )
+    if onnx_precision == "fp16" and wanted == "fp32":
+        raise EngineBuildError(
+            f"{name} carries FP16 ({facts.describe_precision()}); for an FP32 engine build the FP32 ONNX"
+        )
+    if onnx_precision == "fp16" and wanted == "int8" and config.int8_mode == "implicit":
+        raise EngineBuildError(
+            f"{name} carries FP16 ({facts.describe_precision()}); implicit INT8 calibration needs the FP32 "
+            f"ONNX, or make a Q/DQ ONNX with `{QUANTIZE_INT8.format(onnx='MODEL.onnx')}`"
+        )
+    return wanted
+
+
+def plan_build(
+    facts: OnnxFacts,
+    config: BuildConfig,
+    caps: Capabilities,
+    meta: Optional[ModelMeta] = None,
+    platform_fast_fp16: Optional[bool] = None,
+    dla_cores: Optional[int] = None,
+) -> BuildPlan:
+    """The build's decisions, or :class:`EngineBuildError` saying what to do instead."""
+    version = caps.version
+    meta = meta if meta is not None else facts.meta
+    onnx_name = facts.path.name
+    precision = _choose_precision(facts, config)
+    notes: List[str] = []
+    int8_mode = config.int8_mode if precision == "int8" else ""
+    if precision == "int8" and int8_mode == "explicit" and not facts.has_qdq:
+        raise EngineBuildError(
+            f"--int8-mode explicit needs a Q/DQ ONNX and {onnx_name} has none "
+            f"({facts.describe_precision()}): make one with "
+            f"`{QUANTIZE_INT8.format(onnx=onnx_name)}`"
+            + (", or use --int8-mode implicit --calib IMAGES (TensorRT's legacy calibrator)"
+               if caps.legacy_calibrator else
+               f" (TensorRT {version} has no legacy calibrator: explicit Q/DQ is the only INT8 path)")
+        )
+
+    if precision == "int8" and int8_mode == "implicit" and not caps.legacy_calibrator:
+        raise unavailable(
+            "The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)", version,
+            "TensorRT 11 supports explicit quantisation only: make a Q/DQ ONNX with "
+            f"`{QUANTIZE_INT8.format(onnx=onnx_name)}` and build it with --int8-mode explicit (the default)",
+        )
+
+    # Typing: strongly typed where it exists and the ONNX carries the precision.
+    graph_carries_precision = precision == "fp32" or precision == facts.precision
+    if config.typing == "strong":
+        if not caps.strongly_typed:
+            raise unavailable(
+                "A strongly typed network (NetworkDefinitionCreationFlag.STRONGLY_TYPED)", version,
+                "use --typing weak (or auto), which sets the FP16/INT8 builder flags",
+            )
+        if not graph_carries_precision:
+            raise EngineBuildError(
+                f"a strongly typed network runs the precision the ONNX carries, and {onnx_name} is "
+                f"{facts.precision.upper()} ({facts.describe_precision()}); for {precision.upper()} make "
+                f"that ONNX first (`{(QUANTIZE_FP16 if precision == 'fp16' else QUANTIZE_INT8).format(onnx=onnx_name)}`) "
+                "or use --typing weak"
+            )
+        typing = "strong"
+    elif config.typing == "weak":
+        if not (caps.fp16_flag or caps.int8_flag):
+            raise unavailable(
+                "Weak typing (precision chosen by builder flags)", version,
+                "TensorRT 11 builds strongly typed networks only; put the precision in the ONNX "
+                f"(`{QUANTIZE_FP16.format(onnx=onnx_name)}` or `{QUANTIZE_INT8.format(onnx=onnx_name)}`) "
+                "and use --typing auto",
+            )
+        typing = "weak"
+    else:
+        use_strong = caps.strongly_typed and graph_carries_precision and int8_mode != "implicit"
+        use_strong = use_strong and not config.fp16_fallback
+        weak_available = caps.fp16_flag or caps.int8_flag
+        if config.dla_core is not None and weak_available:
+            # DLA's documented path before TensorRT 11 is the precision flags (trtexec
+            # --useDLACore --fp16/--int8 --allowGPUFallback).
+            use_strong = False
+        typing = "strong" if use_strong else "weak"
+
+    if typing == "weak" and not (caps.fp16_flag or caps.int8_flag):
+        # Only reachable when the ONNX lacks the precision asked for, on TensorRT 11.
+        quantize = QUANTIZE_FP16 if precision == "fp16" else QUANTIZE_INT8
+        what = ("The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)"
+                if int8_mode == "implicit" else f"{precision.upper()} from builder flags (BuilderFlag.{precision.upper()})")
+        instead = "TensorRT 11 supports explicit quantisation only: " if int8_mode == "implicit" else \
+            "TensorRT 11 builds strongly typed networks only, so the precision must be in the ONNX: "
+        raise unavailable(
+            what, version,
+            instead + f"make it with `{quantize.format(onnx=onnx_name)}` and build that ONNX"
+            + (" with --int8-mode explicit (the default)" if int8_mode == "implicit" else ""),
+        )
+
+    network_flags: List[str] = []
+    if caps.explicit_batch_flag:
+        network_flags.append("EXPLICIT_BATCH")
+    if typing == "strong" and (caps.fp16_flag or caps.int8_flag):
+        # Where weak typing still exists the flag chooses strong; TensorRT 11 types every
+        # network strongly and ignores the (deprecated) flag, so it is not set there.
+        network_flags.append("STRONGLY_TYPED")
+
+    builder_flags: List[str] = []
+    calibrator = ""
+    calibration = None
+    calibration_cache = None
+    if precision == "int8":
+        if int8_mode == "implicit":
+            if not caps.legacy_calibrator:
+                raise unavailable(
+                    "The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)", version,
+                    "TensorRT 11 supports explicit quantisation only: make a Q/DQ ONNX with "
+                    f"`{QUANTIZE_INT8.format(onnx=onnx_name)}` and build it with --int8-mode explicit (the default)",
+                )
+            calibrator = CALIBRATOR_CLASSES[config.calibrator]
+            if caps.strongly_typed:
+                notes.append(
+                    "the legacy calibrator is deprecated since TensorRT 10.1 and gone in 11; the explicit "
+                    f"path (`{QUANTIZE_INT8.format(onnx=onnx_name)}`) works on every version"
+                )
+            calibration = config.calibration
+            calibration_cache = config.calibration_cache
+            has_cache = calibration_cache is not None and Path(calibration_cache).is_file()
+            if calibration is None and not has_cache:
+                raise EngineBuildError(
+                    "--int8-mode implicit needs calibration images (--calib DIR_OR_MANIFEST) or an "
+                    "existing --calibration-cache file"
+                    + (f"; {calibration_cache} does not exist" if calibration_cache else "")
+                )
+            if has_cache:
+                notes.append(f"calibration scales are read from {calibration_cache}; delete it to recalibrate")
+        if typing == "weak":
+            builder_flags.append("INT8")
+            if config.fp16_fallback or facts.has_fp16:
+                if not caps.fp16_flag:
+                    raise unavailable("BuilderFlag.FP16", version, "drop --fp16-fallback")
+                builder_flags.append("FP16")
+    elif precision == "fp16" and typing == "weak":
+        if not caps.fp16_flag:
+            raise unavailable(
+                "FP16 from builder flags (BuilderFlag.FP16)", version,
+                "TensorRT 11 builds strongly typed networks only, so FP16 must be in the ONNX: make it with "
+                f"`{QUANTIZE_FP16.format(onnx=onnx_name)}` and build that ONNX",
+            )
+        builder_flags.append("FP16")
+        if facts.precision == "fp32" and caps.strongly_typed:
+            notes.append(
+                f"FP16 comes from the builder flag on the FP32 ONNX (weak typing, removed in TensorRT 11); "
+                f"the strongly typed path builds an FP16 ONNX made with `{QUANTIZE_FP16.format(onnx=onnx_name)}`"
+            )
+    if config.fp16_fallback and typing == "strong":
+        raise EngineBuildError(
+            "--fp16-fallback applies to weakly typed builds; in a strongly typed network the ONNX decides "
+            "each layer's precision (make the unquantised parts FP16 in the ONNX instead)"
+        )
+    if config.fp16_fallback and precision != "int8":
+        raise EngineBuildError("--fp16-fallback only applies to INT8 builds; for FP16 use --precision fp16")
+    uses_fp16 = precision == "fp16" or "FP16" in builder_flags or facts.has_fp16
+    if uses_fp16 and platform_fast_fp16 is False:
+        notes.append("this GPU has no fast FP16: TensorRT will keep FP32 kernels where FP16 would be slower")
+
+    if config.dla_core is not None:
+        if not caps.dla:
+            raise unavailable("DLA (DeviceType.DLA with GPU fallback)", version, "omit --dla-core")
+        if dla_cores is not None and config.dla_core >= dla_cores:
+            raise EngineBuildError(
+                f"--dla-core {config.dla_core}: this device has {dla_cores} DLA core(s)"
+                + (" (DLA exists on Jetson Xavier and Orin, not on desktop GPUs); omit --dla-core"
+                   if dla_cores == 0 else f"; use 0..{dla_cores - 1}")
+            )
+        if precision == "fp32":
+            raise EngineBuildError(
+                "DLA runs FP16 and INT8 only; build an FP16 or INT8 engine for --dla-core "
+                "(e.g. --precision fp16), or omit --dla-core to run FP32 on the GPU"
+            )
+        if typing == "weak" and precision == "int8" and "FP16" not in builder_flags and caps.fp16_flag:
+            builder_flags.append("FP16")  # DLA runs no FP32: layers without INT8 run FP16
+        builder_flags.append("GPU_FALLBACK")
+        notes.append("layers the DLA cannot run fall back to the GPU; the build summary counts them")
+
+    if config.workspace_bytes is not None and not caps.memory_pool_limit:
+        raise unavailable("IBuilderConfig.set_memory_pool_limit", version, "omit --workspace")
+    if config.optimization_level is not None and not caps.optimization_level:
+        raise unavailable(
+            "The builder optimisation level (IBuilderConfig.builder_optimization_level)", version,
+            "omit --opt-level (it was added in TensorRT 8.6)",
+        )
+    if config.timing_cache is not None and not caps.timing_cache:
+        raise unavailable("A timing cache", version, "omit --timing-cache")
+
+    profiles = plan_profiles(facts, config.shapes, meta)
+    return BuildPlan(
+        trt_version=version,
+        precision=precision,
+        typing=typing,
+        int8_mode=int8_mode,
+        network_flags=tuple(network_flags),
+        builder_flags=tuple(builder_flags),
+        calibrator=calibrator,
+        calibration=calibration,
+        calibration_cache=calibration_cache,
+        profiles=profiles,
+        needs_profile=any(t.dynamic for t in facts.inputs),
+        workspace_bytes=config.workspace_bytes,
+        optimization_level=config.optimization_level,
+        timing_cache=config.timing_cache,
+        dla_core=config.dla_core,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,410 @@
+"""FakeTensorRT: a stand-in tensorrt module to test fcn-edge's *own* control flow.
+
+This is a fake, not a model of TensorRT's behaviour: it builds nothing and runs nothing.
+It has the API *shape* of a TensorRT release (which classes, enum members and methods
+exist, so ``hasattr`` probes answer as on the real one: tests/test_engine_build_fake.py
+checks its names against the extracted surfaces), and it records what fcn-edge asked of it.
+``build_serialized_network`` returns a JSON "plan" of the requests (network flags, builder
+flags, profiles, workspace, DLA, calibration batches) so tests can assert on them, and the
+fake runtime deserialises that JSON back into an engine whose inspector reports layers in
+the precision that was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from fcn_edge.engine.cuda_driver import DeviceFacts
+
+
+class _Member:
+    def __init__(self, owner: str, name: str, value: int):
+        self.name, self.value, self._owner = name, value, owner
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __index__(self) -> int:
+        return self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Member) and (self._owner, self.name) == (other._owner, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self._owner, self.name))
+
+    def __repr__(self) -> str:
+        return f"{self._owner}.{self.name}"
+
+
+def _enum(owner: str, names: Sequence[str], values: Optional[Dict[str, int]] = None) -> type:
+    attrs = {n: _Member(owner, n, (values or {}).get(n, i)) for i, n in enumerate(names)}
+    return type(owner, (), attrs)
+
+
+# Which release shapes the fake can take. Each differs only where fcn-edge's code branches.
+RELEASES = {
+    "8.5.2": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=False, node_names=False, fast_fp16=True),
+    "8.6.1": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=True, node_names=False, fast_fp16=True),
+    "10.3.0": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True),
+    "10.16.1.11": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True),
+    "11.4.0.106": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False),
+}
+
+UNSUPPORTED_OPS = {"FakeUnsupportedOp"}
+DLA_OPS = {"Conv", "Relu", "Add", "Mul", "Sub"}
+
+
+class FakeDevice:
+    """GPU facts and 'device memory' (host arrays) for calibrator batches."""
+
+    def __init__(self, name: str = "Orin (fake)", capability=(8, 7)):
+        self._facts = DeviceFacts(name, capability)
+        self.memory: Dict[int, np.ndarray] = {}
+        self.uploads = 0
+        self._next = 0x1000
+
+    def facts(self) -> DeviceFacts:
+        return self._facts
+
+    def alloc(self, nbytes: int) -> int:
+        pointer = self._next
+        self._next += max(nbytes, 1) + 256
+        self.memory[pointer] = np.zeros(nbytes, np.uint8)
+        return pointer
+
+    def upload(self, pointer: int, array: np.ndarray) -> None:
+        self.memory[pointer][:] = np.ascontiguousarray(array).view(np.uint8).ravel()
+        self.uploads += 1
+
+    def free(self, pointer: int) -> None:
+        del self.memory[pointer]
+
+
+def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp16: bool = True) -> types.ModuleType:
+    """A module object shaped like TensorRT ``version`` (a key of :data:`RELEASES`)."""
+    shape = RELEASES[version]
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = version
+    trt.FAKE = True
+
+    network_flags = ["EXPLICIT_BATCH"] if not version.startswith("11") else []
+    if shape["strongly_typed"]:
+        network_flags.append("STRONGLY_TYPED")
+    trt.NetworkDefinitionCreationFlag = _enum(
+        "NetworkDefinitionCreationFlag", network_flags, {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
+    )
+    builder_flags = ["TF32", "GPU_FALLBACK", "DEBUG", "REFIT"]
+    if shape["weak_flags"]:
+        builder_flags += ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"]
+    trt.BuilderFlag = _enum("BuilderFlag", builder_flags)
+    trt.MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM"])
+    trt.DeviceType = _enum("DeviceType", ["GPU", "DLA"])
+    trt.ProfilingVerbosity = _enum("ProfilingVerbosity", ["LAYER_NAMES_ONLY", "NONE", "DETAILED"])
+    trt.LayerInformationFormat = _enum("LayerInformationFormat", ["ONELINE", "JSON"])
+    trt.TensorIOMode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
+    trt.DataType = _enum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8"])
+    severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
+
+    class ILogger:
+        Severity = severity
+
+        def __init__(self) -> None:
+            pass
+
+    class Logger(ILogger):
+        INTERNAL_ERROR, ERROR, WARNING, INFO, VERBOSE = (getattr(severity, n) for n in
+                                                         ("INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"))
+
+        def __init__(self, min_severity=None) -> None:
+            self.min_severity = min_severity
+
+        def log(self, sev, msg) -> None:
+            pass
+
+    trt.ILogger, trt.Logger = ILogger, Logger
+    dtype_of = {"float32": trt.DataType.FLOAT, "float16": trt.DataType.HALF, "uint8": trt.DataType.UINT8,
+                "int32": trt.DataType.INT32, "int8": trt.DataType.INT8}
+
+    class FakeTensor:
+        def __init__(self, name: str, shape, dtype: str):
+            self.name, self.shape, self.dtype = name, tuple(shape), dtype_of.get(dtype, trt.DataType.FLOAT)
+
+    class FakeLayer:
+        def __init__(self, name: str, op: str):
+            self.name, self.op = name, op
+
+    class FakeNetwork:
+        def __init__(self, flags: int):
+            self.flags = flags
+            self.inputs: List[FakeTensor] = []
+            self.outputs: List[FakeTensor] = []
+            self.layers: List[FakeLayer] = []
+
+        @property
+        def num_layers(self) -> int:
+            return len(self.layers)
+
+        def get_layer(self, i: int) -> FakeLayer:
+            return self.layers[i]
+
+    class ParserError:
+        def __init__(self, desc: str, node: int, node_name: str, op: str):
+            self._desc, self._node, self._name, self._op = desc, node, node_name, op
+
+        def desc(self) -> str:
+            return self._desc
+
+        def node(self) -> int:
+            return self._node
+
+        def code(self) -> str:
+            return "ErrorCode.UNSUPPORTED_NODE"
+
+    if shape["node_names"]:
+        ParserError.node_name = lambda self: self._name
+        ParserError.node_operator = lambda self: self._op
+    trt.ParserError = ParserError
+
+    class OnnxParser:
+        def __init__(self, network: FakeNetwork, logger) -> None:
+            self.network, self.errors = network, []
+
+        @property
+        def num_errors(self) -> int:
+            return len(self.errors)
+
+        def get_error(self, i: int) -> ParserError:
+            return self.errors[i]
+
+        def parse_from_file(self, path: str) -> bool:
+            import onnx
+
+            model = onnx.load(path, load_external_data=False)
+            inits = {i.name for i in model.graph.initializer}
+            for index, node in enumerate(model.graph.node):
+                if node.op_type in UNSUPPORTED_OPS:
+                    self.errors.append(ParserError(
+                        f"No importer registered for op: {node.op_type}", index, node.name, node.op_type))
+                self.network.layers.append(FakeLayer(node.name, node.op_type))
+            for value in model.graph.input:
+                if value.name in inits:
+                    continue
+                dims = [d.dim_value if d.dim_value > 0 else -1 for d in value.type.tensor_type.shape.dim]
+                np_type = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+                self.network.inputs.append(FakeTensor(value.name, dims, str(np.dtype(np_type))))
+            for value in model.graph.output:
+                dims = [d.dim_value if d.dim_value > 0 else -1 for d in value.type.tensor_type.shape.dim]
+                self.network.outputs.append(FakeTensor(value.name, dims, "float32"))
+            return not self.errors
+
+    class FakeProfile:
+        def __init__(self) -> None:
+            self.shapes: Dict[str, List[List[int]]] = {}
+
+        def set_shape(self, name, min, opt, max) -> None:  # noqa: A002 - TensorRT's names
+            self.shapes[name] = [list(min), list(opt), list(max)]
+
+    class FakeTimingCache:
+        def __init__(self, blob: bytes) -> None:
+            if blob and not blob.startswith(b"fake-timing-cache"):
+                raise RuntimeError("invalid timing cache blob")
+            self.blob = blob or b"fake-timing-cache"
+
+        def serialize(self) -> bytes:
+            return self.blob
+
+    class IBuilderConfig:
+        def __init__(self) -> None:
+            self.flags: List[str] = []
+            self.pools: Dict[str, int] = {}
+            self.profiles: List[FakeProfile] = []
+            self.profiling_verbosity = trt.ProfilingVerbosity.LAYER_NAMES_ONLY
+            self.default_device_type = trt.DeviceType.GPU
+            self.DLA_core = -1
+            self.timing_cache: Optional[FakeTimingCache] = None
+            self.calibration_profile: Optional[FakeProfile] = None
+            self._int8_calibrator = None
+            self._opt_level = 3
+
+        def set_flag(self, flag) -> None:
+            self.flags.append(flag.name)
+
+        def get_flag(self, flag) -> bool:
+            return flag.name in self.flags
+
+        def set_memory_pool_limit(self, pool, size: int) -> None:
+            self.pools[pool.name] = size
+
+        def add_optimization_profile(self, profile: FakeProfile) -> int:
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
+
+        def create_timing_cache(self, blob: bytes) -> FakeTimingCache:
+            return FakeTimingCache(bytes(blob))
+
+        def set_timing_cache(self, cache: FakeTimingCache, ignore_mismatch: bool) -> bool:
+            if cache.blob.startswith(b"fake-timing-cache-other-gpu") and not ignore_mismatch:
+                return False
+            self.timing_cache = cache
+            return True
+
+        def get_timing_cache(self) -> FakeTimingCache:
+            return self.timing_cache
+
+        def can_run_on_DLA(self, layer: FakeLayer) -> bool:
+            return layer.op in DLA_OPS
+
+    if shape["opt_level"]:
+        IBuilderConfig.builder_optimization_level = property(
+            lambda self: self._opt_level, lambda self, v: setattr(self, "_opt_level", v))
+    if shape["calibrators"]:
+        IBuilderConfig.int8_calibrator = property(
+            lambda self: self._int8_calibrator, lambda self, v: setattr(self, "_int8_calibrator", v))
+
+        def set_calibration_profile(self, profile) -> bool:
+            self.calibration_profile = profile
+            return True
+
+        IBuilderConfig.set_calibration_profile = set_calibration_profile
+
+        class IInt8Calibrator:
+            def __init__(self) -> None:
+                pass
+
+        class IInt8EntropyCalibrator2(IInt8Calibrator):
+            pass
+
+        class IInt8MinMaxCalibrator(IInt8Calibrator):
+            pass
+
+        trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
+        trt.IInt8MinMaxCalibrator = IInt8MinMaxCalibrator
+    trt.IBuilderConfig = IBuilderConfig
+
+    class Builder:
+        def __init__(self, logger) -> None:
+            self.logger = logger
+            self.num_DLA_cores = num_dla_cores
+
+        def create_network(self, flags: int = 0) -> FakeNetwork:
+            return FakeNetwork(flags)
+
+        def create_builder_config(self) -> IBuilderConfig:
+            return IBuilderConfig()
+
+        def create_optimization_profile(self) -> FakeProfile:
+            return FakeProfile()
+
+        def build_serialized_network(self, network: FakeNetwork, config: IBuilderConfig):
+            calibration = None
+            calibrator = config._int8_calibrator
+            if calibrator is not None:
+                calibration = {"batch_size": calibrator.get_batch_size(), "batches": 0, "from_cache": False}
+                cache = calibrator.read_calibration_cache()
+                if cache:
+                    calibration["from_cache"] = True
+                else:
+                    names = [t.name for t in network.inputs]
+                    while calibrator.get_batch(names) is not None:
+                        calibration["batches"] += 1
+                    if calibration["batches"] == 0:
+                        self.logger.log(severity.ERROR, "calibration failure: no batches")
+                        return None
+                    calibrator.write_calibration_cache(b"TRT-fake-EntropyCalibration2\n" + str(calibration["batches"]).encode())
+            if config.timing_cache is not None:
+                config.timing_cache.blob += b"|timed"
+            set_flags = [n for n in ("EXPLICIT_BATCH", "STRONGLY_TYPED")
+                         if hasattr(trt.NetworkDefinitionCreationFlag, n)
+                         and network.flags & (1 << int(getattr(trt.NetworkDefinitionCreationFlag, n)))]
+            plan = {
+                "fake_engine": version,
+                "network_flags": set_flags,
+                "builder_flags": config.flags,
+                "pools": config.pools,
+                "profiles": [p.shapes for p in config.profiles],
+                "calibration_profile": config.calibration_profile.shapes if config.calibration_profile else None,
+                "optimization_level": config._opt_level,
+                "profiling_verbosity": config.profiling_verbosity.name,
+                "device": config.default_device_type.name,
+                "dla_core": config.DLA_core,
+                "calibration": calibration,
+                "inputs": [[t.name, list(t.shape), t.dtype.name] for t in network.inputs],
+                "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
+                "layers": [[l.name, l.op] for l in network.layers],
+            }
+            return json.dumps(plan).encode()
+
+    if shape["fast_fp16"]:
+        Builder.platform_has_fast_fp16 = property(lambda self: fast_fp16)
+    trt.Builder = Builder
+    trt.OnnxParser = OnnxParser
+
+    class EngineInspector:
+        def __init__(self, plan: dict) -> None:
+            self.plan = plan
+
+        def get_engine_information(self, fmt) -> str:
+            if self.plan["profiling_verbosity"] != "DETAILED":
+                return json.dumps({"Layers": [name for name, _ in self.plan["layers"]]})
+            strong = "STRONGLY_TYPED" in self.plan["network_flags"]
+            kind = "Int8" if ("INT8" in self.plan["builder_flags"] or strong and any(op == "QuantizeLinear" for _, op in self.plan["layers"])) \
+                else "Half" if "FP16" in self.plan["builder_flags"] else "Float"
+            return json.dumps({"Layers": [
+                {"Name": name, "LayerType": op, "Outputs": [{"Name": f"{name}_out", "Format/Datatype": f"Row major linear {kind}"}]}
+                for name, op in self.plan["layers"]
+            ]})
+
+    class ICudaEngine:
+        def __init__(self, plan: dict) -> None:
+            self.plan = plan
+            self.tensors = [(n, s, d, True) for n, s, d in plan["inputs"]] + [(n, s, d, False) for n, s, d in plan["outputs"]]
+
+        num_layers = property(lambda self: len(self.plan["layers"]))
+        num_io_tensors = property(lambda self: len(self.tensors))
+        num_optimization_profiles = property(lambda self: max(1, len(self.plan["profiles"])))
+
+        def get_tensor_name(self, i: int) -> str:
+            return self.tensors[i][0]
+
+        def _tensor(self, name: str):
+            return next(t for t in self.tensors if t[0] == name)
+
+        def get_tensor_mode(self, name: str):
+            return trt.TensorIOMode.INPUT if self._tensor(name)[3] else trt.TensorIOMode.OUTPUT
+
+        def get_tensor_shape(self, name: str):
+            return list(self._tensor(name)[1])
+
+        def get_tensor_dtype(self, name: str):
+            return getattr(trt.DataType, self._tensor(name)[2])
+
+        def get_tensor_profile_shape(self, name: str, profile: int):
+            return self.plan["profiles"][profile][name]
+
+        def create_engine_inspector(self) -> EngineInspector:
+            return EngineInspector(self.plan)
+
+    class Runtime:
+        def __init__(self, logger) -> None:
+            pass
+
+        def deserialize_cuda_engine(self, blob: bytes) -> Optional[ICudaEngine]:
+            try:
+                plan = json.loads(bytes(blob))
+            except ValueError:
+                return None
+            return ICudaEngine(plan) if plan.get("fake_engine") == version else None
+
+    trt.ICudaEngine = ICudaEngine
+    trt.Runtime = Runtime
+    return trt
+
+
+def fake_plan(engine: bytes) -> dict:
+    """What fcn-edge asked the fake to build."""
+    return json.loads(engine)
