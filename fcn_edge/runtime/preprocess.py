@@ -9,7 +9,7 @@ RGB tensor. Buffers are allocated once per batch size and reused on every call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -72,8 +72,17 @@ class Preprocessor:
     copy it if you keep it (the calibration loader does).
     """
 
-    def __init__(self, meta: ModelMeta, input_size: Optional[Tuple[int, int]] = None):
+    def __init__(
+        self,
+        meta: ModelMeta,
+        input_size: Optional[Tuple[int, int]] = None,
+        allocator: Optional[Callable[[Tuple[int, ...], np.dtype], np.ndarray]] = None,
+    ):
+        """``allocator(shape, dtype)`` supplies the batch buffers; the TensorRT backend passes
+        one that returns views of its pinned input memory, so frames are preprocessed straight
+        into the buffer the host-to-device copy reads."""
         self.meta = meta
+        self._allocate = allocator or (lambda shape, dtype: np.empty(shape, dtype))
         self.input_size = tuple(input_size or meta.input_size)
         self.fused = meta.fused_preprocess
         self.dtype = np.dtype(meta.input_dtype)
@@ -91,11 +100,15 @@ class Preprocessor:
         """The reusable input array for ``batch`` frames, allocated on first use."""
         buf = self._batches.get(batch)
         if buf is None:
-            buf = np.empty(self.meta.input_shape(batch, self.input_size), self.dtype)
+            buf = self._allocate(self.meta.input_shape(batch, self.input_size), self.dtype)
             if self.fused and self.meta.resize_mode == "letterbox":
                 buf.fill(LETTERBOX_FILL)
             self._batches[batch] = buf
         return buf
+
+    def release(self) -> None:
+        """Drop the batch buffers (they may be views of a backend's pinned memory)."""
+        self._batches.clear()
 
     def __call__(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Placement]]:
         if len(frames) == 0:
@@ -109,17 +122,21 @@ class Preprocessor:
 
     def _fill(self, out: np.ndarray, index: int, frame: np.ndarray) -> Placement:
         place = placement_for(frame.shape[:2], self.input_size, self.meta.resize_mode)
+        # A fused graph takes the resized uint8 pixels as they are: resize straight into the
+        # batch buffer. Otherwise resize into scratch, then normalise into the float planes.
+        canvas = out[index] if self.fused else self._resized
         if self.meta.resize_mode == "letterbox":
-            self._resized.fill(LETTERBOX_FILL)
-        target = self._resized[place.top : place.top + place.height, place.left : place.left + place.width]
+            canvas.fill(LETTERBOX_FILL)
+        target = canvas[place.top : place.top + place.height, place.left : place.left + place.width]
         if frame.shape[:2] == (place.height, place.width):
             target[...] = frame
         else:
             # INTER_LINEAR matches what training and evaluation use; AREA would alias less
             # on big downscales but costs 2-3x on a Jetson's CPU.
-            target[...] = cv2.resize(frame, (place.width, place.height), interpolation=cv2.INTER_LINEAR)
+            resized = cv2.resize(frame, (place.width, place.height), dst=target, interpolation=cv2.INTER_LINEAR)
+            if resized is not target:  # OpenCV could not write into the view (strided rows)
+                target[...] = resized
         if self.fused:
-            out[index] = self._resized
             return place
         rgb_planes = out[index]  # (3, H, W)
         for c_rgb, c_bgr in ((0, 2), (1, 1), (2, 0)):

@@ -1,0 +1,196 @@
+"""``fcn-edge build-engine``: ONNX -> TensorRT engine + ``<engine>.json`` sidecar.
+
+``--dry-run`` prints the decisions for a TensorRT version without TensorRT installed, so a
+Jetson's build can be checked on a workstation: ``--dry-run --trt-version 8.5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import List
+
+from fcn_edge.errors import EngineBuildError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKSPACE = None  # TensorRT's default: the device's memory
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from fcn_edge.engine.config import CALIBRATORS, INT8_MODES, PRECISIONS, TYPINGS
+
+    p = subparsers.add_parser(
+        "build-engine",
+        help="build a TensorRT engine (+ .json sidecar) from an ONNX",
+        description="Build a TensorRT engine from an fcn-edge ONNX (FP32, FP16 or INT8 Q/DQ) on this "
+        "machine's TensorRT and GPU, and write ENGINE plus ENGINE.json (ModelMeta and build facts).",
+    )
+    p.add_argument("onnx", type=Path, help="the ONNX model (from fcn-edge export / quantize)")
+    p.add_argument("-o", "--output", type=Path, help="engine path (default: the ONNX path with .engine)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="engine precision; auto = what the ONNX carries (Q/DQ -> int8, FP16 casts -> fp16)")
+    p.add_argument("--typing", choices=TYPINGS, default="auto",
+                   help="strong: precision from the ONNX (TensorRT 10+); weak: builder flags (< 11)")
+    p.add_argument("--int8-mode", choices=INT8_MODES, default="explicit",
+                   help="explicit: Q/DQ ONNX; implicit: TensorRT's legacy calibrator (< 11)")
+    p.add_argument("--fp16-fallback", action="store_true",
+                   help="weakly typed INT8: let layers without INT8 kernels run FP16 (trtexec --int8 --fp16)")
+    p.add_argument("--calib", "--calibration", dest="calibration", type=Path, metavar="DIR|LIST", help="calibration images (folder or manifest) for --int8-mode implicit")
+    p.add_argument("--calibration-cache", type=Path, metavar="FILE",
+                   help="INT8 scales cache, read if present, written after calibrating "
+                   "(default with implicit: ENGINE.calib.cache)")
+    p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy",
+                   help="entropy = IInt8EntropyCalibrator2 (default), minmax = IInt8MinMaxCalibrator")
+    p.add_argument("--calibration-batch", type=int, default=8, metavar="N", help="images per calibration batch (default 8)")
+    p.add_argument("--calibration-limit", type=int, metavar="N", help="calibrate on the first N images only")
+    p.add_argument("--min", action="append", metavar="[NAME:]SHAPE",
+                   help="profile min shape in the input's own layout, e.g. 1x3x256x320 or input:1x256x320x3")
+    p.add_argument("--opt", action="append", metavar="[NAME:]SHAPE", help="profile opt shape (as --min)")
+    p.add_argument("--max", action="append", metavar="[NAME:]SHAPE", help="profile max shape (as --min)")
+    p.add_argument("--workspace", metavar="SIZE", help="workspace memory pool limit, e.g. 1G or 512M (default: TensorRT's)")
+    p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
+                   help="builder optimisation level (TensorRT 8.6+; default 3)")
+    p.add_argument("--timing-cache", type=Path, metavar="FILE", help="timing cache file, loaded if present and saved after the build")
+    p.add_argument("--dla-core", type=int, metavar="N", help="build for this DLA core (Jetson Xavier/Orin), GPU fallback on")
+    p.add_argument("--dry-run", action="store_true", help="print the decisions only; needs no TensorRT")
+    p.add_argument("--trt-version", metavar="X.Y", help="with --dry-run: plan for this TensorRT version (e.g. 8.6, 10.3, 11.4)")
+    return p
+
+
+def _config(args):
+    from fcn_edge.engine.config import BuildConfig, ShapeOverrides, parse_shape_arguments, parse_size
+
+    engine = args.output or args.onnx.with_suffix(".engine")
+    calibration_cache = args.calibration_cache
+    if calibration_cache is None and args.int8_mode == "implicit":
+        calibration_cache = engine.with_name(engine.name + ".calib.cache")
+    return engine, BuildConfig(
+        precision=args.precision,
+        typing=args.typing,
+        int8_mode=args.int8_mode,
+        fp16_fallback=args.fp16_fallback,
+        shapes=ShapeOverrides(
+            min=parse_shape_arguments(args.min),
+            opt=parse_shape_arguments(args.opt),
+            max=parse_shape_arguments(args.max),
+        ),
+        workspace_bytes=parse_size(args.workspace) if args.workspace else None,
+        optimization_level=args.opt_level,
+        timing_cache=args.timing_cache,
+        dla_core=args.dla_core,
+        calibration=args.calibration,
+        calibration_cache=calibration_cache,
+        calibrator=args.calibrator,
+        calibration_batch_size=args.calibration_batch,
+        calibration_limit=args.calibration_limit,
+    )
+
+
+def rebuild_arguments(args, engine: Path) -> List[str]:
+    """The command line that rebuilds this engine, for the sidecar and mismatch messages."""
+    out = ["fcn-edge", "build-engine", str(args.onnx), "-o", str(engine)]
+    for flag, value, default in (
+        ("--precision", args.precision, "auto"), ("--typing", args.typing, "auto"),
+        ("--int8-mode", args.int8_mode, "explicit"), ("--calib", args.calibration, None),
+        ("--calibration-cache", args.calibration_cache, None), ("--calibrator", args.calibrator, "entropy"),
+        ("--workspace", args.workspace, None), ("--opt-level", args.opt_level, None),
+        ("--timing-cache", args.timing_cache, None), ("--dla-core", args.dla_core, None),
+    ):
+        if value is not None and value != default:
+            out += [flag, str(value)]
+    for flag in ("min", "opt", "max"):
+        for value in getattr(args, flag) or ():
+            out += [f"--{flag}", value]
+    if args.fp16_fallback:
+        out.append("--fp16-fallback")
+    return out
+
+
+def _print_facts(facts) -> None:
+    print(f"ONNX              {facts.path}  (sha256 {facts.sha256[:12]})")
+    print(f"ONNX precision    {facts.precision}: {facts.describe_precision()}")
+    for tensor in facts.inputs:
+        shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
+        print(f"input             {tensor.name}: {tensor.dtype} {shape}")
+    if facts.meta is not None:
+        m = facts.meta
+        print(f"ModelMeta         {m.architecture}, {m.num_classes} classes, {m.input_layout} {m.input_dtype} in, "
+              f"{m.output_kind} out, sizes {m.size_range[0]}..{m.size_range[2]} (opt {m.input_size}), "
+              f"max batch {m.max_batch}")
+    else:
+        print(f"ModelMeta         none ({facts.meta_error})")
+
+
+def _dry_run(args, engine: Path, config) -> int:
+    from fcn_edge.engine.capabilities import declared, probe
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+    from fcn_edge.engine.plan import plan_build
+    from fcn_edge.optional import is_available
+
+    if args.trt_version:
+        caps = declared(args.trt_version)
+        source = f"declared capabilities of TensorRT {args.trt_version} (no TensorRT needed)"
+    elif is_available("tensorrt"):
+        import tensorrt
+
+        caps = probe(tensorrt)
+        source = f"the installed TensorRT {caps.version}, probed"
+    else:
+        raise EngineBuildError(
+            "--dry-run without TensorRT installed needs --trt-version, e.g. --trt-version 10.3 "
+            "(a JetPack 6.1/6.2 Jetson) or 8.6 (JetPack 6.0)"
+        )
+    facts = read_onnx_facts(args.onnx)
+    plan = plan_build(facts, config, caps, facts.meta)
+    print(f"dry run: {source}")
+    _print_facts(facts)
+    for line in plan.describe():
+        print(line)
+    print(f"would write       {engine} and {engine.name}.json")
+    if facts.meta is None:
+        print("warning: without ModelMeta the build stops before writing; export with `fcn-edge export`")
+    return 0
+
+
+def run(args) -> int:
+    engine, config = _config(args)
+    if args.dry_run:
+        return _dry_run(args, engine, config)
+    if args.trt_version:
+        raise EngineBuildError("--trt-version is for --dry-run; a real build uses the installed TensorRT")
+
+    from fcn_edge.engine.artifact import write_engine
+    from fcn_edge.engine.build import load_tensorrt, run_build
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+    from fcn_edge.engine.summary import summarize_engine
+
+    facts = read_onnx_facts(args.onnx)
+    if facts.meta is None:  # refuse before minutes of building
+        raise EngineBuildError(f"{facts.meta_error}; the engine's sidecar needs it")
+    trt = load_tensorrt()
+    result = run_build(args.onnx, config, trt=trt)
+    summary = None
+    try:
+        summary = summarize_engine(trt, result.engine, str(engine))
+    except Exception as exc:  # the summary is a report; the engine is good without it
+        log.warning("engine inspector unavailable: %s", exc)
+    engine_path, sidecar = write_engine(engine, result, summary, rebuild_arguments(args, engine))
+
+    print(f"built {engine_path} in {result.build_seconds:.1f} s on {result.gpu_name} "
+          f"(compute capability {result.compute_capability})")
+    for line in result.plan.describe():
+        print(line)
+    print(f"network layers    {result.network_layers}")
+    if result.dla_gpu_fallback_layers is not None:
+        print(f"DLA               {result.network_layers - result.dla_gpu_fallback_layers} of "
+              f"{result.network_layers} layers can run on DLA core {result.plan.dla_core}; "
+              f"{result.dla_gpu_fallback_layers} fall back to the GPU")
+    if summary is not None:
+        for line in summary.describe():
+            print(line)
+    if result.timing_cache_saved:
+        print(f"timing cache      saved to {result.timing_cache_saved}")
+    print(f"sidecar           {sidecar}")
+    return 0

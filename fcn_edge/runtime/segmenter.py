@@ -1,0 +1,242 @@
+"""Segmenter: preprocess -> backend -> decode, for one frame or a batch, with stage timings.
+
+``load_segmenter`` picks the backend from the artifact: a TensorRT ``.engine`` (with its
+``.engine.json`` sidecar), an ``.onnx`` through ONNX Runtime, or a ``.pt`` checkpoint through
+PyTorch (the reference). ModelMeta comes from the sidecar, the ONNX metadata or the
+checkpoint, so nobody passes class lists or normalisation constants.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from fcn_edge.errors import MetaError, RuntimeInputError
+from fcn_edge.meta import ModelMeta
+from fcn_edge.runtime.backend import BACKEND_ALIASES, BACKENDS, Backend
+from fcn_edge.runtime.decode import DecodeConfig, Decoder
+from fcn_edge.runtime.preprocess import Preprocessor
+from fcn_edge.runtime.result import SegmentationResult, StageTimings
+
+log = logging.getLogger(__name__)
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+ONNX_SUFFIXES = (".onnx",)
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+# Frames per call when the graph sets no batch limit: bounds host memory for huge lists.
+UNBOUNDED_BATCH_STEP = 16
+
+
+class Segmenter:
+    """Segments BGR frames with one backend. Not thread-safe: use one per thread.
+
+    The network input size is ``input_size`` (default: the meta's), which for a
+    dynamic-shape model may be any size within the meta's min/max range.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        decode: DecodeConfig = DecodeConfig(),
+        input_size: Optional[Tuple[int, int]] = None,
+    ):
+        self.backend = backend
+        self.meta: ModelMeta = backend.meta
+        self.input_size = tuple(input_size or self.meta.input_size)
+        _check_input_size(self.meta, self.input_size, backend)
+        self.preprocess = Preprocessor(self.meta, self.input_size, getattr(backend, "host_input", None))
+        self.decode = Decoder(self.meta, self.input_size, decode)
+        self.decode_config = decode
+
+    # -- facts -------------------------------------------------------------------------
+    @property
+    def class_names(self) -> Tuple[str, ...]:
+        return self.meta.class_names
+
+    @property
+    def palette(self):
+        return self.meta.palette
+
+    @property
+    def description(self) -> str:
+        return f"{self.meta.architecture} {self.input_size[0]}x{self.input_size[1]} on {self.backend.description}"
+
+    @property
+    def batch_limit(self) -> int:
+        """Frames per backend call in ``segment_batch``."""
+        limit = self.backend.max_batch
+        return max(1, int(limit)) if limit is not None else UNBOUNDED_BATCH_STEP
+
+    # -- run ---------------------------------------------------------------------------
+    def segment(self, frame: np.ndarray) -> SegmentationResult:
+        """Class mask of one HxWx3 uint8 BGR frame, at the frame's size."""
+        return self._run([frame])[0]
+
+    def segment_batch(self, frames: Sequence[np.ndarray]) -> List[SegmentationResult]:
+        """Masks of several frames, run in batches as large as the backend allows.
+
+        Stages shared by a batch (preprocess, copies, compute) are divided evenly among its
+        frames in each result's timings, so summing the results' timings gives the total.
+        """
+        frames = list(frames)
+        if not frames:
+            raise RuntimeInputError("segment_batch: no frames given")
+        results: List[SegmentationResult] = []
+        step = self.batch_limit
+        for start in range(0, len(frames), step):
+            results.extend(self._run(frames[start : start + step]))
+        return results
+
+    def warmup(self, runs: int = 2, frame_size: Optional[Tuple[int, int]] = None) -> None:
+        """Run grey frames so lazy allocations and autotuning happen before timing starts."""
+        h, w = frame_size or self.input_size
+        grey = np.full((h, w, 3), 127, np.uint8)
+        for _ in range(runs):
+            self.segment(grey)
+
+    def _run(self, frames: List[np.ndarray]) -> List[SegmentationResult]:
+        n = len(frames)
+        fixed = self.backend.input_shape[0] if self.backend.input_shape else None
+        padded = frames
+        if fixed is not None and fixed != n:
+            if n > fixed:
+                raise RuntimeInputError(f"{n} frames exceed the model's fixed batch of {fixed}")
+            padded = frames + [frames[-1]] * (fixed - n)  # a fixed-batch graph needs a full batch
+        t0 = time.perf_counter()
+        batch, places = self.preprocess(padded)
+        t1 = time.perf_counter()
+        output, infer = self.backend.infer(batch)
+        results = []
+        decode_total = 0.0
+        decoded = []
+        for i in range(n):
+            t2 = time.perf_counter()
+            mask, confidence = self.decode(output[i], places[i])
+            spent = (time.perf_counter() - t2) * 1e3
+            decode_total += spent
+            decoded.append((mask, confidence, spent))
+        pre = (t1 - t0) * 1e3 / n
+        for mask, confidence, spent in decoded:
+            timings = StageTimings(
+                preprocess_ms=pre,
+                h2d_ms=infer.h2d_ms / n,
+                compute_ms=infer.compute_ms / n,
+                d2h_ms=infer.d2h_ms / n,
+                decode_ms=spent,
+            )
+            results.append(SegmentationResult(mask, confidence, timings, self.meta))
+        return results
+
+    # -- lifetime ----------------------------------------------------------------------
+    def close(self) -> None:
+        self.preprocess.release()  # before the backend frees the pinned memory they view
+        self.backend.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _check_input_size(meta: ModelMeta, size: Tuple[int, int], backend: Backend) -> None:
+    lo, _, hi = meta.size_range
+    if not (lo[0] <= size[0] <= hi[0] and lo[1] <= size[1] <= hi[1]):
+        raise MetaError(
+            f"input size {size[0]}x{size[1]} is outside the model's range "
+            f"{lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]} (height x width)"
+        )
+    dims = backend.input_shape
+    if dims and len(dims) == 4:
+        hw = (dims[1], dims[2]) if meta.input_layout == "NHWC" else (dims[2], dims[3])
+        for have, want, axis in zip(hw, size, ("height", "width")):
+            if have is not None and have != want:
+                raise MetaError(
+                    f"the graph's input {axis} is fixed at {have} but the runtime would feed "
+                    f"{want}; ModelMeta input_size {meta.input_size} does not match the graph"
+                )
+
+
+def detect_kind(path: Path) -> str:
+    """'engine', 'onnx' or 'checkpoint', from the file name."""
+    suffix = path.suffix.lower()
+    if suffix in ENGINE_SUFFIXES:
+        return "engine"
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in CHECKPOINT_SUFFIXES:
+        return "checkpoint"
+    raise MetaError(
+        f"{path}: cannot tell the model kind from the suffix {suffix!r}; expected one of "
+        f"{ENGINE_SUFFIXES + ONNX_SUFFIXES + CHECKPOINT_SUFFIXES}"
+    )
+
+
+def normalise_backend(name: str) -> str:
+    name = BACKEND_ALIASES.get(name.lower(), name.lower())
+    if name != "auto" and name not in BACKENDS:
+        raise MetaError(f"unknown backend {name!r}; choose auto or one of {BACKENDS}")
+    return name
+
+
+def load_segmenter(
+    path,
+    backend: str = "auto",
+    *,
+    decode: Optional[DecodeConfig] = None,
+    input_size: Optional[Tuple[int, int]] = None,
+    providers: Optional[Sequence[str]] = None,
+    device: int = 0,
+    threads: Optional[int] = None,
+    cuda_graph: bool = False,
+) -> Segmenter:
+    """A ready Segmenter for ``path`` (.engine, .onnx or .pt).
+
+    ``backend``: auto (by file type) | tensorrt | onnxruntime | torch. ``providers``
+    (ONNX Runtime only) e.g. ``["cuda"]``; default: the device providers this onnxruntime
+    has, then CPU. ``cuda_graph`` (TensorRT only) captures the copies and the engine in a
+    CUDA graph, for fixed-shape engines. ``threads`` sets CPU threads (ORT, torch).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MetaError(f"{path}: no such model file")
+    kind = detect_kind(path)
+    chosen = normalise_backend(backend)
+    if chosen == "auto":
+        chosen = {"engine": "tensorrt", "onnx": "onnxruntime", "checkpoint": "torch"}[kind]
+    compatible = {"engine": ("tensorrt",), "onnx": ("onnxruntime",), "checkpoint": ("torch",)}[kind]
+    if chosen not in compatible:
+        hint = {
+            "engine": "a TensorRT engine runs only with backend='tensorrt'",
+            "onnx": "run an ONNX file with backend='onnxruntime' (providers=['tensorrt'] uses "
+            "ONNX Runtime's TensorRT provider), or build an engine with `fcn-edge build-engine`",
+            "checkpoint": "a checkpoint runs with backend='torch'; export it to ONNX first for the others",
+        }[kind]
+        raise MetaError(f"{path}: backend {chosen!r} cannot run a {kind} file: {hint}")
+    if providers is not None and chosen != "onnxruntime":
+        raise MetaError(f"providers= applies to the onnxruntime backend only, not {chosen!r}")
+    if cuda_graph and chosen != "tensorrt":
+        raise MetaError(f"cuda_graph=True applies to the tensorrt backend only, not {chosen!r}")
+
+    if chosen == "onnxruntime":
+        from fcn_edge.meta import read_onnx_meta
+        from fcn_edge.runtime.ort_backend import OrtBackend
+
+        runner: Backend = OrtBackend(path, read_onnx_meta(path), providers, device, threads)
+    elif chosen == "tensorrt":
+        from fcn_edge.runtime.trt_backend import TrtBackend
+
+        runner = TrtBackend.from_file(path, device=device, cuda_graph=cuda_graph)
+    else:
+        from fcn_edge.runtime.torch_backend import TorchBackend
+
+        runner = TorchBackend.from_checkpoint(path, device=device, threads=threads)
+    try:
+        return Segmenter(runner, decode or DecodeConfig(), input_size)
+    except BaseException:
+        runner.close()
+        raise
