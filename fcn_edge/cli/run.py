@@ -1,0 +1,226 @@
+"""``fcn-edge run INPUT [OUTPUT]``: segment a video stream, as jetson-inference's segnet does.
+
+INPUT and OUTPUT are URIs (see fcn_edge.video.uri): files, image folders, /dev/videoN,
+csi://0, rtsp://..., a GStreamer pipeline; OUTPUT a video file, an image folder,
+display://0, rtsp://..., or null. Without OUTPUT the result is shown in a window when a
+display exists; with --headless or no display it is discarded (a benchmark run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+log = logging.getLogger("fcn_edge.cli.run")
+
+VISUALIZE = ("overlay", "mask", "both")
+
+
+def _size(text: str) -> Tuple[int, int]:
+    """'1280x720' (width x height, as cameras are described) -> (height, width)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def _alpha(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"--alpha is 0-255 as in segnet, got {text}")
+    return value
+
+
+def _smooth(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--smooth is the new frame's weight in (0, 1], got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "run",
+        help="segment a video file, camera or stream (pipelined capture -> inference -> output)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", nargs="?", metavar="INPUT", help="video file, image folder, /dev/video0, v4l2:///dev/video0, 0, csi://0, rtsp://..., http://..., or a GStreamer pipeline")
+    p.add_argument("output", nargs="?", metavar="OUTPUT", help="out.mp4/.avi/.mkv/.mov, an image folder or out/%%05d.png, display://0, rtsp://server/path, rtp://host:port, or null (default: a window if there is a display)")
+    model = p.add_argument_group("model")
+    model.add_argument("--model", help=".engine, .onnx or .pt (default: the built-in default model)")
+    model.add_argument("--backend", default="auto", help="auto (by file type) | tensorrt | onnxruntime | torch")
+    model.add_argument("--threads", type=_positive, help="CPU threads for ONNX Runtime / PyTorch")
+    vis = p.add_argument_group("visualisation (segnet's options)")
+    vis.add_argument("--visualize", choices=VISUALIZE, default="overlay", help="overlay on the frame, the colour mask, or both side by side (default overlay)")
+    vis.add_argument("--alpha", type=_alpha, default=150.0, help="overlay alpha, 0-255 (default 150)")
+    vis.add_argument("--filter-mode", choices=("point", "linear"), help="mask upsampling: point (nearest) or linear (bilinear on scores); default linear, point for models with a fused argmax")
+    vis.add_argument("--ignore-class", help="class name or index left uncoloured (e.g. background or void)")
+    vis.add_argument("--no-stats", action="store_true", help="do not draw FPS and latency on the frames (in a window, o toggles)")
+    vis.add_argument("--smooth", type=_smooth, metavar="ALPHA", help="temporal EMA of class scores, weight of the new frame (e.g. 0.5); off by default")
+    run = p.add_argument_group("run")
+    run.add_argument("--max-frames", type=_positive, help="stop after reading this many frames")
+    run.add_argument("--headless", action="store_true", help="never open a window")
+    run.add_argument("--sequential", action="store_true", help="no threads: read, infer, render, write one frame at a time (for comparison)")
+    run.add_argument("--drop-frames", choices=("auto", "always", "never"), default="auto", help="drop stale frames: auto = for live sources only")
+    run.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S", help="give up on a lost live source after S seconds (0: do not reconnect; default 60)")
+    run.add_argument("--summary-json", type=Path, help="write the run summary here as JSON")
+    io = p.add_argument_group("capture and encoding")
+    io.add_argument("--capture-backend", choices=("auto", "gstreamer", "ffmpeg", "v4l2"), default="auto", help="OpenCV capture backend (auto: GStreamer for cameras/streams when cv2 has it)")
+    io.add_argument("--camera-size", type=_size, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
+    io.add_argument("--camera-fps", type=_positive, help="ask the camera for this frame rate")
+    io.add_argument("--encoder", choices=("auto", "nvv4l2h264enc", "x264enc", "ffmpeg"), default="auto", help="video encoder (auto: nvv4l2h264enc on a Jetson, else OpenCV's FFmpeg)")
+    io.add_argument("--bitrate", type=_positive, default=8000, metavar="KBPS", help="H.264 bitrate in kbit/s (default 8000)")
+    io.add_argument("--output-fps", type=float, help="frame rate written to the output (default: the source's, or 30)")
+    p.add_argument("--list-backends", action="store_true", help="print what this OpenCV/GStreamer can do and exit")
+    return p
+
+
+def _default_model() -> Path:
+    from fcn_edge.errors import FcnEdgeError
+
+    try:
+        from fcn_edge import weights
+    except ImportError as exc:
+        raise FcnEdgeError("no --model given and the built-in default model is not available; pass --model model.onnx") from exc
+    for name in ("default_onnx", "default_checkpoint"):
+        getter = getattr(weights, name, None)
+        if getter is not None:
+            return Path(getter())
+    raise FcnEdgeError("no --model given and fcn_edge.weights offers no default model; pass --model")
+
+
+def _resolve_ignore_class(value: Optional[str], class_names) -> Optional[int]:
+    from fcn_edge.errors import FcnEdgeError
+
+    if value is None:
+        return None
+    if value.lstrip("-").isdigit():
+        index = int(value)
+        if not 0 <= index < len(class_names):
+            raise FcnEdgeError(f"--ignore-class {index} is outside 0..{len(class_names) - 1}")
+        return index
+    lowered = [n.lower() for n in class_names]
+    if value.lower() not in lowered:
+        raise FcnEdgeError(f"--ignore-class {value!r} is not a class of this model: {', '.join(class_names)}")
+    return lowered.index(value.lower())
+
+
+def _output_uri(args) -> str:
+    from fcn_edge.errors import VideoError
+    from fcn_edge.video import display_available
+
+    if args.output:
+        if args.headless and args.output.lower().startswith("display://"):
+            raise VideoError("--headless and OUTPUT display:// contradict each other")
+        return args.output
+    if not args.headless and display_available():
+        return "display://0"
+    if not args.headless:
+        log.warning("no display available and no OUTPUT given: frames are processed but not shown or saved")
+    return "null://"
+
+
+def run(args) -> int:
+    from fcn_edge.errors import FcnEdgeError
+    from fcn_edge.video import capabilities
+
+    if args.list_backends:
+        print(json.dumps(capabilities.describe(), indent=2))
+        if not capabilities.cv2_has_gstreamer():
+            print("GStreamer: not in this cv2; " + capabilities.gstreamer_install_hint(), file=sys.stderr)
+        return 0
+    if not args.input:
+        raise FcnEdgeError("INPUT is required (a file, folder, camera, URL or pipeline)")
+
+    from fcn_edge.runtime import DecodeConfig, RenderConfig, load_segmenter
+    from fcn_edge.video import (
+        PipelineConfig, ReconnectPolicy, SinkOptions, SourceOptions, VideoPipeline, make_sink,
+        open_source, parse_sink, parse_source, stop_on_signals,
+    )
+
+    source_spec = parse_source(args.input)  # fail on typos before a model loads
+    output = _output_uri(args)
+    sink_spec = parse_sink(output)
+    model_path = Path(args.model) if args.model else _default_model()
+
+    source_options = SourceOptions(backend=args.capture_backend, camera_size=args.camera_size, camera_fps=args.camera_fps)
+    reconnect = ReconnectPolicy(give_up_after_s=args.reconnect_timeout) if args.reconnect_timeout > 0 else None
+    source = open_source(source_spec, source_options, reconnect)  # an unreadable input fails before the model loads
+    try:
+        segmenter = _load(args, model_path, load_segmenter, DecodeConfig)
+    except BaseException:
+        source.close()
+        raise
+    with segmenter:
+        pipeline = None
+        try:
+            meta = segmenter.meta
+            render = RenderConfig(args.visualize, args.alpha / 255.0, _resolve_ignore_class(args.ignore_class, meta.class_names))
+            drop = {"auto": None, "always": True, "never": False}[args.drop_frames]
+            config = PipelineConfig(render=render, show_stats=not args.no_stats, max_frames=args.max_frames, drop_frames=drop, smoothing_alpha=args.smooth)
+            print(f"model: {getattr(segmenter, 'description', model_path)}", file=sys.stderr)
+            sink_options = SinkOptions(encoder=args.encoder, bitrate_kbps=args.bitrate)
+            fps = args.output_fps or source.fps
+            holder = {}
+            sink = make_sink(
+                sink_spec, fps, sink_options,
+                on_quit=lambda: holder["p"].request_stop("window closed"),
+                on_toggle_stats=lambda: holder["p"].toggle_stats(),
+            )
+            pipeline = holder["p"] = VideoPipeline(source, segmenter, sink, config)
+            print(f"{source_spec.uri} ({source_spec.kind}{', live' if pipeline.live else ''}) -> {sink_spec.uri} ({sink_spec.kind})", file=sys.stderr)
+            with stop_on_signals(pipeline):
+                if args.sequential:
+                    pipeline.run_sequential()
+                else:
+                    pipeline.run()
+        finally:
+            if pipeline is None:
+                source.close()
+            elif pipeline.summary is not None:
+                summary = pipeline.summary
+                print(summary.format(), file=sys.stderr)
+                if args.summary_json:
+                    from fcn_edge.meta import write_json_atomic
+
+                    write_json_atomic(args.summary_json, summary.to_dict())
+    summary = pipeline.summary
+    if summary.error:
+        print(f"fcn-edge run: {summary.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load(args, model_path: Path, load_segmenter, DecodeConfig):
+    has_scores = _model_has_scores(model_path)
+    filter_mode = args.filter_mode or ("linear" if has_scores else "point")
+    # confidence weights the smoothing votes; a fused-argmax model has none to give
+    decode = DecodeConfig(filter_mode=filter_mode, confidence=args.smooth is not None and has_scores)
+    return load_segmenter(model_path, args.backend, decode=decode, threads=args.threads)
+
+
+def _model_has_scores(model_path: Path) -> bool:
+    """False when the model's argmax is fused into the graph (its output is a mask)."""
+    from fcn_edge.meta import read_onnx_meta, read_sidecar
+
+    suffix = model_path.suffix.lower()
+    if suffix == ".onnx":
+        return not read_onnx_meta(model_path).fused_argmax
+    if suffix in (".engine", ".plan", ".trt"):
+        return not read_sidecar(model_path)[0].fused_argmax
+    return True  # a checkpoint gives logits

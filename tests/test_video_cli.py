@@ -1,0 +1,107 @@
+"""`fcn-edge run` end to end: outputs that play, clear errors, and Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fcn_edge.cli.main import main
+
+from video_fixtures import make_tiny_onnx, read_all, write_clip
+
+FCN_EDGE = [sys.executable, "-m", "fcn_edge"]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    return {"clip": write_clip(d / "clip.avi", 20), "onnx": make_tiny_onnx(d), "fused": make_tiny_onnx(d, fused=True)}
+
+
+def test_run_writes_every_frame(assets, tmp_path, capsys):
+    out = tmp_path / "seg.mp4"
+    summary_json = tmp_path / "summary.json"
+    rc = main(["run", str(assets["clip"]), str(out), "--model", str(assets["onnx"]), "--headless",
+               "--visualize", "both", "--alpha", "200", "--filter-mode", "point", "--ignore-class", "background",
+               "--summary-json", str(summary_json)])
+    assert rc == 0
+    summary = json.loads(summary_json.read_text())
+    assert summary["frames_in"] == summary["frames_out"] == 20 and summary["dropped"] == 0
+    frames = read_all(out)
+    assert len(frames) == 20 and frames[0].shape == (64, 160, 3)
+    assert "frames: in 20, inferred 20, out 20, dropped 0" in capsys.readouterr().err
+
+
+def test_run_options_image_folder_sequential_smoothing(assets, tmp_path):
+    out = tmp_path / "frames"
+    rc = main(["run", str(assets["clip"]), str(out) + "/", "--model", str(assets["fused"]), "--headless",
+               "--max-frames", "7", "--sequential", "--smooth", "0.5", "--no-stats", "--visualize", "mask"])
+    assert rc == 0
+    assert len(list(out.glob("*.jpg"))) == 7
+
+
+def test_headless_without_output_discards(assets, capsys):
+    assert main(["run", str(assets["clip"]), "--model", str(assets["onnx"]), "--headless", "--max-frames", "5"]) == 0
+    assert "-> null://" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ftp://host/x.mp4"], "unknown URI scheme 'ftp://'"),
+    (["{missing}"], "no such file or directory"),
+    (["{broken}"], "broken.mp4: "),
+    (["{clip}", "out.wav"], "cannot tell what to write from the extension '.wav'"),
+    (["{clip}", "null", "--ignore-class", "sky"], "'sky' is not a class of this model"),
+    (["{clip}", "null", "--filter-mode", "linear", "--model", "{fused}"], "filter_mode='linear' has no scores"),
+])
+def test_clear_errors(assets, tmp_path, capsys, argv, message):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(os.urandom(4096))
+    names = {"missing": tmp_path / "missing.mp4", "broken": broken, "clip": assets["clip"], "fused": assets["fused"]}
+    argv = [a.format(**names) for a in argv]
+    if "--model" not in argv:
+        argv += ["--model", str(assets["onnx"])]
+    rc = main(["run", *argv, "--headless"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+    if "broken" in message:
+        assert "not a video" in err
+
+
+def test_list_backends(capsys):
+    assert main(["run", "--list-backends"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "GStreamer" in report["video_io"] and "FFMPEG" in report["video_io"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_finalises_a_playable_video(assets, tmp_path, signum):
+    """Interrupt a real `fcn-edge run` mid-file: the MP4 is finalised, renamed and plays."""
+    clip = write_clip(tmp_path / "long.avi", 1500)
+    out = tmp_path / "interrupted.mp4"
+    summary_json = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        FCN_EDGE + ["run", str(clip), str(out), "--model", str(assets["onnx"]), "--headless",
+                    "--threads", "1", "--summary-json", str(summary_json)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".interrupted.partial-*.mp4")):  # writing has begun
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(summary_json.read_text())
+    assert summary["stopped_by"] == f"{signal.Signals(signum).name} received", err
+    assert 0 < summary["frames_out"] < 1500
+    assert summary["frames_out"] == summary["frames_in"]  # drained: nothing read was lost
+    assert len(read_all(out)) == summary["frames_out"]
+    assert not list(tmp_path.glob(".interrupted.partial-*")), "temporary file left behind"
