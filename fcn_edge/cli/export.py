@@ -1,0 +1,181 @@
+"""``fcn-edge export MODEL``: PyTorch -> ONNX with ModelMeta, checked against PyTorch.
+
+MODEL is a registry name (random weights, for benchmarks and tests; see --list) or a
+checkpoint: fcn-edge's own .pt, torchvision's fcn_resnet50/101 state_dict, or a
+pytorch-fcn FCN32s/16s/8s. Sizes are HEIGHTxWIDTH (e.g. 256x320).
+
+Examples:
+  fcn-edge export fcn8s_resnet18 --input-size 320x320 --out fcn8s_resnet18.onnx
+  fcn-edge export model.pt --fuse-preprocess --output mask --out model.onnx
+  fcn-edge export fcn8s-heavy-pascal.pth --fixed-shape --input-size 512x512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Tuple
+
+from fcn_edge.classes import DATASETS
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
+
+
+def _hw(text: str) -> Tuple[int, int]:
+    """'256x320' (HEIGHTxWIDTH) -> (256, 320)."""
+    try:
+        h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x320, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export",
+        help="export a checkpoint or registry model to ONNX (with ModelMeta and a parity check)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", metavar="MODEL", help="checkpoint file, or a registry name such as fcn8s_vgg16")
+    p.add_argument("--list", action="store_true", help="list the registry's architectures and exit")
+    p.add_argument("--out", "-o", type=Path, help="output .onnx (default: <MODEL stem>.onnx in the current directory)")
+    src = p.add_argument_group("model source")
+    src.add_argument("--arch", help="architecture of a bare state_dict (checked against other formats)")
+    src.add_argument("--dataset", choices=sorted(DATASETS), help="class names and palette of a foreign checkpoint or a registry model (default: voc for 21 classes, cityscapes for 19)")
+    src.add_argument("--num-classes", type=_positive, help="classes of a registry model without --dataset (names class_0..)")
+    src.add_argument("--seed", type=int, default=0, help="seed of a registry model's random weights and of the parity inputs")
+    shape = p.add_argument_group("shapes")
+    shape.add_argument("--input-size", type=_hw, metavar="HxW", help="example and optimal size (default: the checkpoint's trained size, else 320x320)")
+    shape.add_argument("--fixed-shape", action="store_true", help="fix batch 1 and HxW in the graph (default: dynamic batch, height, width)")
+    shape.add_argument("--min-size", type=_hw, metavar="HxW", help="smallest size later steps must support (default: half of --input-size)")
+    shape.add_argument("--max-size", type=_hw, metavar="HxW", help="largest size later steps must support (default: twice --input-size)")
+    shape.add_argument("--max-batch", type=_positive, default=1, help="largest batch later steps must support (default 1)")
+    graph = p.add_argument_group("graph")
+    graph.add_argument("--fuse-preprocess", action="store_true", help="input uint8 NHWC BGR frames; normalisation and layout inside the graph")
+    graph.add_argument("--output", choices=("logits", "mask"), default="logits", help="logits (float NCHW) or mask (argmax inside the graph)")
+    graph.add_argument("--mask-dtype", choices=("uint8", "int32"), default="uint8", help="dtype of --output mask (default uint8; int32 for > 256 classes)")
+    graph.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: the newest TensorRT 8.5 parses; 8.6-11.x parse it too)")
+    graph.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy", help="torch exporter (default legacy: clean dim names, direct opset 17)")
+    graph.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    check = p.add_argument_group("parity check (ONNX Runtime vs PyTorch)")
+    check.add_argument("--skip-parity", action="store_true", help="do not compare against PyTorch")
+    check.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance on logits (default 1e-4)")
+    check.add_argument("--rtol", type=float, default=1e-3, help="tolerance relative to the largest |logit| (default 1e-3)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def _is_checkpoint(text: str) -> bool:
+    path = Path(text)
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists()
+
+
+def _describe(report, meta) -> str:
+    mib = report.file_bytes / 2**20
+    slim = f"onnxslim {report.nodes_exported} -> {report.nodes_final} nodes" if report.simplified else f"{report.nodes_final} nodes, not simplified"
+    layout = "uint8 NHWC BGR frames, normalised in the graph" if meta.fused_preprocess else "float NCHW RGB, normalised on the host"
+    lines = [
+        f"wrote {report.path} ({mib:.1f} MiB, opset {report.opset}, {report.exporter} exporter, {slim}, {report.seconds:.1f} s)",
+        f"  model   {meta.architecture}, {meta.num_classes} classes" + (f" ({meta.dataset})" if meta.dataset else ""),
+        f"  input   {report.input_dtype:<7} {list(report.input_shape)}  {layout}",
+        f"  output  {report.output_name:<7} {report.output_dtype} {list(report.output_shape)}",
+        f"  sizes   opt {meta.input_size[0]}x{meta.input_size[1]}, range {meta.min_size[0]}x{meta.min_size[1]} .. "
+        f"{meta.max_size[0]}x{meta.max_size[1]}, batch " + (f"dynamic (max {meta.max_batch} recorded)" if meta.dynamic_batch else "1 (fixed)"),
+    ]
+    if meta.source_hash:
+        lines.append(f"  source  sha256 {meta.source_hash}")
+    parity = report.parity
+    if parity is None:
+        lines.append("  parity  skipped")
+    else:
+        shapes = ", ".join("x".join(map(str, s)) for s in parity.shapes)
+        agreement = f"argmax agreement {parity.argmax_agreement:.4%}"
+        if parity.max_abs_diff is None:
+            lines.append(f"  parity  ONNX Runtime vs PyTorch on {shapes}: mask agreement {parity.argmax_agreement:.4%}")
+        else:
+            lines.append(
+                f"  parity  ONNX Runtime vs PyTorch on {shapes}: max abs diff {parity.max_abs_diff:.3g} "
+                f"(tolerance {parity.tolerance:.3g}, max |logit| {parity.max_abs_reference:.3g}), {agreement}"
+            )
+    lines += [f"  note    {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fcn_edge.errors import ExportError
+
+    if args.list:
+        from fcn_edge.models import list_models, model_spec
+
+        for name in list_models():
+            print(f"{name:<22} {model_spec(name).description}")
+        return 0
+    if not args.model:
+        raise ExportError("name a checkpoint or a registry model (fcn-edge export --list shows the names)")
+
+    from fcn_edge.export import ExportConfig, export_architecture, export_model
+    from fcn_edge.meta import read_onnx_meta
+
+    checkpoint = _is_checkpoint(args.model)
+    out: Path = args.out or Path(Path(args.model).stem + ".onnx")
+    loaded = None
+    if checkpoint:
+        from fcn_edge.models.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(args.model, architecture=args.arch, dataset=args.dataset)
+    input_size = args.input_size or (tuple(loaded.meta.input_size) if loaded else (320, 320))
+    dynamic = not args.fixed_shape
+    config = ExportConfig(
+        input_size=input_size,
+        dynamic_batch=dynamic,
+        dynamic_shape=dynamic,
+        min_size=args.min_size if dynamic else None,
+        max_size=args.max_size if dynamic else None,
+        max_batch=args.max_batch if dynamic else 1,
+        fuse_preprocess=args.fuse_preprocess,
+        output=args.output,
+        mask_dtype=args.mask_dtype,
+        opset=args.opset,
+        exporter=args.exporter,
+        simplify=not args.no_simplify,
+        check_parity=not args.skip_parity,
+        atol=args.atol,
+        rtol=args.rtol,
+        seed=args.seed,
+    )
+    if loaded is not None:
+        meta = loaded.meta.with_history(f"import: {loaded.source_format} checkpoint {Path(args.model).name}")
+        report = export_model(loaded.model, meta, out, config, source_hash=loaded.sha256)
+    else:
+        report = export_architecture(args.model, out, config, dataset=args.dataset or (None if args.num_classes else "voc"),
+                                     num_classes=args.num_classes, seed=args.seed)
+    meta = read_onnx_meta(report.path)
+    if args.json:
+        data = {
+            "path": str(report.path), "opset": report.opset, "exporter": report.exporter,
+            "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),
+            "nodes_exported": report.nodes_exported, "nodes_final": report.nodes_final,
+            "file_bytes": report.file_bytes, "seconds": round(report.seconds, 3),
+            "parity": None if report.parity is None else {
+                "shapes": [list(s) for s in report.parity.shapes],
+                "max_abs_diff": report.parity.max_abs_diff,
+                "tolerance": report.parity.tolerance,
+                "argmax_agreement": report.parity.argmax_agreement,
+            },
+            "notes": list(report.notes), "meta": meta.to_dict(),
+        }
+        print(json.dumps(data, indent=2))
+    else:
+        print(_describe(report, meta))
+    return 0

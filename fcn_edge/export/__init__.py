@@ -1,0 +1,13 @@
+"""PyTorch -> ONNX for fcn-edge models: optional fused preprocessing and argmax, ModelMeta
+in metadata_props, onnx.checker, onnxslim, and a parity check in ONNX Runtime. Needs torch,
+onnx and onnxruntime (``pip install 'fcn-edge[export]'``).
+"""
+
+from fcn_edge.export.config import DEFAULT_OPSET, ExportConfig, ExportReport, ParityResult
+from fcn_edge.export.exporter import export_architecture, export_checkpoint, export_model, exported_meta
+from fcn_edge.export.wrappers import ArgmaxMask, FusedPreprocess, export_module
+
+__all__ = [
+    "DEFAULT_OPSET", "ExportConfig", "ExportReport", "ParityResult", "export_architecture",
+    "export_checkpoint", "export_model", "exported_meta", "ArgmaxMask", "FusedPreprocess", "export_module",
+]
