@@ -1,0 +1,92 @@
+"""What a benchmark runs: models x backends x input sizes, and finding precision variants.
+
+``fcn-edge quantize model.onnx`` writes ``model.fp16.onnx`` and ``model.int8.onnx`` beside
+the FP32 file, so ``--precision fp32 fp16 int8`` on ``model.onnx`` finds them by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+from fcn_edge.bench.runner import BenchmarkError
+
+Size = Tuple[int, int]
+PRECISION_SUFFIX = re.compile(r"\.(fp32|fp16|int8|int8-ort)$")
+# int8-ort: `fcn-edge quantize --target onnxruntime` (uint8 activations, fast on ORT CPU)
+PRECISIONS = ("fp32", "fp16", "int8", "int8-ort")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing to time: a model file on a backend at an input size (None: the meta's)."""
+
+    model: Path
+    backend: str = "auto"
+    input_size: Optional[Size] = None
+    providers: Optional[Tuple[str, ...]] = None
+    threads: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        size = f" {self.input_size[0]}x{self.input_size[1]}" if self.input_size else ""
+        backend = "" if self.backend == "auto" else f" [{self.backend}]"
+        return f"{self.model.name}{size}{backend}"
+
+
+def parse_size(text: str) -> Size:
+    """'256x320' (height x width) -> (256, 320)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise BenchmarkError(f"size {text!r} is not HEIGHTxWIDTH with positive numbers, e.g. 256x320")
+    return int(match.group(1)), int(match.group(2))
+
+
+def precision_sibling(model: Path, precision: str) -> Path:
+    """``model.onnx`` -> ``model.int8.onnx`` (and back to ``model.onnx`` for fp32)."""
+    stem = PRECISION_SUFFIX.sub("", model.stem)
+    suffix = model.suffix
+    name = f"{stem}{suffix}" if precision == "fp32" else f"{stem}.{precision}{suffix}"
+    candidate = model.with_name(name)
+    if precision == "fp32" and not candidate.is_file():
+        fp32 = model.with_name(f"{stem}.fp32{suffix}")
+        if fp32.is_file():
+            return fp32
+    if not candidate.is_file():
+        target = " --target onnxruntime" if precision == "int8-ort" else ""
+        make = (f"fcn-edge quantize {model.with_name(stem + suffix)} --precision {precision.split('-')[0]}{target}"
+                if suffix == ".onnx" else "build it from the matching ONNX variant")
+        raise BenchmarkError(f"{candidate}: no {precision} variant of {model.name} found; {make}")
+    return candidate
+
+
+def expand_models(models: Sequence[Path], precisions: Optional[Sequence[str]]) -> List[Path]:
+    """Each model, or each model's precision variants in the order asked; no duplicates."""
+    out: List[Path] = []
+    for model in models:
+        model = Path(model)
+        if not model.is_file():
+            raise BenchmarkError(f"{model}: no such model file")
+        found = [precision_sibling(model, p) for p in precisions] if precisions else [model]
+        for path in found:
+            if path not in out:
+                out.append(path)
+    return out
+
+
+def expand_variants(
+    models: Iterable[Path],
+    backends: Sequence[str] = ("auto",),
+    sizes: Sequence[Optional[Size]] = (None,),
+    providers: Optional[Sequence[str]] = None,
+    threads: Optional[int] = None,
+) -> List[Variant]:
+    """The cartesian product, model-major so a table groups each model's rows together."""
+    provider_tuple = tuple(providers) if providers else None
+    return [
+        Variant(Path(model), backend, size, provider_tuple, threads)
+        for model, size, backend in itertools.product(list(models), list(sizes) or [None], list(backends) or ["auto"])
+    ]
