@@ -15,29 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Tuple
 
 from fcn_edge.classes import DATASETS
 
+from fcn_edge.cli.args import positive_int, size_hw
+
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
-
-
-def _hw(text: str) -> Tuple[int, int]:
-    """'256x320' (HEIGHTxWIDTH) -> (256, 320)."""
-    try:
-        h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x320, got {text!r}") from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -53,14 +36,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src = p.add_argument_group("model source")
     src.add_argument("--arch", help="architecture of a bare state_dict (checked against other formats)")
     src.add_argument("--dataset", choices=sorted(DATASETS), help="class names and palette of a foreign checkpoint or a registry model (default: voc for 21 classes, cityscapes for 19)")
-    src.add_argument("--num-classes", type=_positive, help="classes of a registry model without --dataset (names class_0..)")
+    src.add_argument("--num-classes", type=positive_int, help="classes of a registry model without --dataset (names class_0..)")
     src.add_argument("--seed", type=int, default=0, help="seed of a registry model's random weights and of the parity inputs")
     shape = p.add_argument_group("shapes")
-    shape.add_argument("--input-size", type=_hw, metavar="HxW", help="example and optimal size (default: the checkpoint's trained size, else 320x320)")
+    shape.add_argument("--input-size", type=size_hw, metavar="HxW", help="example and optimal size (default: the checkpoint's trained size, else 320x320)")
     shape.add_argument("--fixed-shape", action="store_true", help="fix batch 1 and HxW in the graph (default: dynamic batch, height, width)")
-    shape.add_argument("--min-size", type=_hw, metavar="HxW", help="smallest size later steps must support (default: half of --input-size)")
-    shape.add_argument("--max-size", type=_hw, metavar="HxW", help="largest size later steps must support (default: twice --input-size)")
-    shape.add_argument("--max-batch", type=_positive, default=1, help="largest batch later steps must support (default 1)")
+    shape.add_argument("--min-size", type=size_hw, metavar="HxW", help="smallest size later steps must support (default: half of --input-size)")
+    shape.add_argument("--max-size", type=size_hw, metavar="HxW", help="largest size later steps must support (default: twice --input-size)")
+    shape.add_argument("--max-batch", type=positive_int, default=1, help="largest batch later steps must support (default 1)")
     graph = p.add_argument_group("graph")
     graph.add_argument("--fuse-preprocess", action="store_true", help="input uint8 NHWC BGR frames; normalisation and layout inside the graph")
     graph.add_argument("--output", choices=("logits", "mask"), default="logits", help="logits (float NCHW) or mask (argmax inside the graph)")

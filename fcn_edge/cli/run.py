@@ -13,42 +13,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+
+from fcn_edge.cli.args import camera_size_wh, default_model, overlay_alpha, positive_int, resolve_ignore_class
 
 log = logging.getLogger("fcn_edge.cli.run")
 
 VISUALIZE = ("overlay", "mask", "both")
 
 
-def _size(text: str) -> Tuple[int, int]:
-    """'1280x720' (width x height, as cameras are described) -> (height, width)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1280x720, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
-
-
-def _alpha(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"--alpha is 0-255 as in segnet, got {text}")
-    return value
-
-
 def _smooth(text: str) -> float:
     value = float(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"--smooth is the new frame's weight in (0, 1], got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
@@ -64,16 +40,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     model = p.add_argument_group("model")
     model.add_argument("--model", help=".engine, .onnx or .pt (default: the built-in default model)")
     model.add_argument("--backend", default="auto", help="auto (by file type) | tensorrt | onnxruntime | torch")
-    model.add_argument("--threads", type=_positive, help="CPU threads for ONNX Runtime / PyTorch")
+    model.add_argument("--threads", type=positive_int, help="CPU threads for ONNX Runtime / PyTorch")
     vis = p.add_argument_group("visualisation (segnet's options)")
     vis.add_argument("--visualize", choices=VISUALIZE, default="overlay", help="overlay on the frame, the colour mask, or both side by side (default overlay)")
-    vis.add_argument("--alpha", type=_alpha, default=150.0, help="overlay alpha, 0-255 (default 150)")
+    vis.add_argument("--alpha", type=overlay_alpha, default=150 / 255, help="overlay alpha, 0-255 (default 150)")
     vis.add_argument("--filter-mode", choices=("point", "linear"), help="mask upsampling: point (nearest) or linear (bilinear on scores); default linear, point for models with a fused argmax")
     vis.add_argument("--ignore-class", help="class name or index left uncoloured (e.g. background or void)")
     vis.add_argument("--no-stats", action="store_true", help="do not draw FPS and latency on the frames (in a window, o toggles)")
     vis.add_argument("--smooth", type=_smooth, metavar="ALPHA", help="temporal EMA of class scores, weight of the new frame (e.g. 0.5); off by default")
     run = p.add_argument_group("run")
-    run.add_argument("--max-frames", type=_positive, help="stop after reading this many frames")
+    run.add_argument("--max-frames", type=positive_int, help="stop after reading this many frames")
     run.add_argument("--headless", action="store_true", help="never open a window")
     run.add_argument("--sequential", action="store_true", help="no threads: read, infer, render, write one frame at a time (for comparison)")
     run.add_argument("--drop-frames", choices=("auto", "always", "never"), default="auto", help="drop stale frames: auto = for live sources only")
@@ -81,43 +57,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--summary-json", type=Path, help="write the run summary here as JSON")
     io = p.add_argument_group("capture and encoding")
     io.add_argument("--capture-backend", choices=("auto", "gstreamer", "ffmpeg", "v4l2"), default="auto", help="OpenCV capture backend (auto: GStreamer for cameras/streams when cv2 has it)")
-    io.add_argument("--camera-size", type=_size, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
-    io.add_argument("--camera-fps", type=_positive, help="ask the camera for this frame rate")
+    io.add_argument("--camera-size", type=camera_size_wh, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
+    io.add_argument("--camera-fps", type=positive_int, help="ask the camera for this frame rate")
     io.add_argument("--encoder", choices=("auto", "nvv4l2h264enc", "x264enc", "ffmpeg"), default="auto", help="video encoder (auto: nvv4l2h264enc on a Jetson, else OpenCV's FFmpeg)")
-    io.add_argument("--bitrate", type=_positive, default=8000, metavar="KBPS", help="H.264 bitrate in kbit/s (default 8000)")
+    io.add_argument("--bitrate", type=positive_int, default=8000, metavar="KBPS", help="H.264 bitrate in kbit/s (default 8000)")
     io.add_argument("--output-fps", type=float, help="frame rate written to the output (default: the source's, or 30)")
     p.add_argument("--list-backends", action="store_true", help="print what this OpenCV/GStreamer can do and exit")
     return p
-
-
-def _default_model() -> Path:
-    from fcn_edge.errors import FcnEdgeError
-
-    try:
-        from fcn_edge import weights
-    except ImportError as exc:
-        raise FcnEdgeError("no --model given and the built-in default model is not available; pass --model model.onnx") from exc
-    for name in ("default_onnx", "default_checkpoint"):
-        getter = getattr(weights, name, None)
-        if getter is not None:
-            return Path(getter())
-    raise FcnEdgeError("no --model given and fcn_edge.weights offers no default model; pass --model")
-
-
-def _resolve_ignore_class(value: Optional[str], class_names) -> Optional[int]:
-    from fcn_edge.errors import FcnEdgeError
-
-    if value is None:
-        return None
-    if value.lstrip("-").isdigit():
-        index = int(value)
-        if not 0 <= index < len(class_names):
-            raise FcnEdgeError(f"--ignore-class {index} is outside 0..{len(class_names) - 1}")
-        return index
-    lowered = [n.lower() for n in class_names]
-    if value.lower() not in lowered:
-        raise FcnEdgeError(f"--ignore-class {value!r} is not a class of this model: {', '.join(class_names)}")
-    return lowered.index(value.lower())
 
 
 def _output_uri(args) -> str:
@@ -156,7 +102,7 @@ def run(args) -> int:
     source_spec = parse_source(args.input)  # fail on typos before a model loads
     output = _output_uri(args)
     sink_spec = parse_sink(output)
-    model_path = Path(args.model) if args.model else _default_model()
+    model_path = Path(args.model) if args.model else default_model()
 
     source_options = SourceOptions(backend=args.capture_backend, camera_size=args.camera_size, camera_fps=args.camera_fps)
     reconnect = ReconnectPolicy(give_up_after_s=args.reconnect_timeout) if args.reconnect_timeout > 0 else None
@@ -170,7 +116,7 @@ def run(args) -> int:
         pipeline = None
         try:
             meta = segmenter.meta
-            render = RenderConfig(args.visualize, args.alpha / 255.0, _resolve_ignore_class(args.ignore_class, meta.class_names))
+            render = RenderConfig(args.visualize, args.alpha, resolve_ignore_class(args.ignore_class, meta.class_names))
             drop = {"auto": None, "always": True, "never": False}[args.drop_frames]
             config = PipelineConfig(render=render, show_stats=not args.no_stats, max_frames=args.max_frames, drop_frames=drop, smoothing_alpha=args.smooth)
             print(f"model: {getattr(segmenter, 'description', model_path)}", file=sys.stderr)

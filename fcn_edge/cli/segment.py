@@ -12,26 +12,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import List
+
+from fcn_edge.cli.args import default_model, overlay_alpha, resolve_ignore_class, size_hw
 
 log = logging.getLogger("fcn_edge.cli.segment")
-
-def _input_size(text: str) -> Tuple[int, int]:
-    """'320x256' (width x height) -> (height, width)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x256, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
-
-
-def _alpha(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"--alpha is the mask's weight in [0, 1], got {text}")
-    return value
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,10 +34,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", type=int, default=0, help="CUDA device index (default 0)")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime / PyTorch")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: capture copies + engine in a CUDA graph (fixed shapes)")
-    p.add_argument("--input-size", type=_input_size, metavar="WxH", help="network input size for dynamic-shape models (default: the model's)")
+    p.add_argument("--input-size", type=size_hw, metavar="HxW", help="network input size for dynamic-shape models (default: the model's)")
     p.add_argument("--batch", type=int, default=1, help="images per inference call (default 1)")
     p.add_argument("--mode", choices=("overlay", "mask", "both"), default="overlay", help="picture to write: overlay on the image, the colour mask, or both side by side")
-    p.add_argument("--alpha", type=_alpha, default=0.5, help="mask weight in the overlay, 0-1 (default 0.5)")
+    p.add_argument("--alpha", type=overlay_alpha, default=150 / 255, help="overlay alpha, 0-255 as in segnet (default 150)")
     p.add_argument("--ignore-class", metavar="NAME|INDEX", help="class left uncoloured, e.g. background")
     p.add_argument("--filter-mode", choices=("point", "linear"), default="point", help="mask upsampling: point (nearest on the mask) or linear (bilinear on the scores; needs a model without fused argmax)")
     p.add_argument("--save-mask", action="store_true", help="also write <stem>.mask.png with raw class indices")
@@ -86,7 +71,6 @@ def collect_images(inputs: List[str], recursive: bool) -> List[Path]:
 
 def run(args) -> int:
     # `fcn-edge run` already resolves the default model and --ignore-class; use the same rules.
-    from fcn_edge.cli.run import _default_model, _resolve_ignore_class
     from fcn_edge.data.images import read_image, write_image
     from fcn_edge.errors import FcnEdgeError
     from fcn_edge.meta import write_json_atomic
@@ -97,7 +81,7 @@ def run(args) -> int:
     images = collect_images(args.inputs, args.recursive)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = Path(args.model) if args.model else _default_model()
+    model = Path(args.model) if args.model else default_model()
     providers = [p.strip() for p in args.providers.split(",")] if args.providers else None
     segmenter = load_segmenter(model, args.backend, decode=DecodeConfig(args.filter_mode),
                                input_size=args.input_size, providers=providers, device=args.device,
@@ -105,7 +89,7 @@ def run(args) -> int:
     records = []
     with segmenter:
         meta = segmenter.meta
-        ignore = _resolve_ignore_class(args.ignore_class, meta.class_names)
+        ignore = resolve_ignore_class(args.ignore_class, meta.class_names)
         renderer = Renderer(meta.palette, RenderConfig(args.mode, args.alpha, ignore))
         print(f"model: {segmenter.description}", file=sys.stderr)
         for start in range(0, len(images), args.batch):

@@ -20,17 +20,10 @@ import time
 from pathlib import Path
 from typing import Tuple
 
+from fcn_edge.cli.args import crop_size_hw, size_hw
 from fcn_edge.training.config import OPTIMIZERS, TrainConfig
 
 DEFAULTS = TrainConfig()
-
-
-def _hw(text: str) -> Tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x320, got {text!r}") from None
-    return h, w
 
 
 def _range(text: str) -> Tuple[float, float]:
@@ -61,9 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model = p.add_argument_group("model")
     model.add_argument("--model", default=d.model, help=f"registry architecture (default {d.model}); see `fcn-edge export --list`")
     model.add_argument("--init", help="start from the matching weights of this checkpoint (fine-tuning)")
-    model.add_argument("--input-size", type=_hw, default=d.input_size, metavar="HxW",
+    model.add_argument("--input-size", type=size_hw, default=d.input_size, metavar="HxW",
                        help="the model's input size: frames are stretched to it (default %dx%d)" % d.input_size)
-    model.add_argument("--crop-size", type=_hw, metavar="HxW",
+    model.add_argument("--crop-size", type=crop_size_hw, metavar="HxW",
                        help="training crops cut from the stretched frames (default %dx%d; 0x0 = the input size); "
                        "small crops train faster on a CPU, and the model stays fully convolutional" % d.crop_size)
     opt = p.add_argument_group("optimisation")
