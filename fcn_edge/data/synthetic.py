@@ -43,12 +43,12 @@ from fcn_edge.data.classfile import CLASS_FILE, write_class_file
 from fcn_edge.data.images import write_image, write_label_png
 from fcn_edge.data.streetscene import Person, Vehicle, render, sample_lighting, sample_scene
 from fcn_edge.errors import DataError, VideoError
+from fcn_edge.paths import CACHE_ENV, cache_root
 
 PathLike = Union[str, os.PathLike]
 GENERATOR_VERSION = 1  # bump when the rendering changes, so that caches are rebuilt
 SPLITS = ("train", "val")
 CLIP_NAME = "street.mp4"
-CACHE_ENV = "FCN_EDGE_CACHE"
 _SPLIT_STREAM = {"train": 1, "val": 2, "clip": 3}
 
 
@@ -114,8 +114,6 @@ def _move_into_place(partial: Path, final: Path) -> None:
     os.replace(partial, final)
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "fcn-edge")
 
 
 def dataset_dir(config: SyntheticConfig = SyntheticConfig(), cache_dir: Optional[PathLike] = None) -> Path:

@@ -1,0 +1,85 @@
+"""`fcn-edge demo --quick` runs the whole chain and leaves every artifact it promises, valid;
+a second run reuses them."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from fcn_edge.cli.main import main
+from fcn_edge.meta import read_onnx_meta
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FCN_EDGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        assert main(["demo", "--quick", "--out", str(out)]) == 0
+        yield out
+
+
+def test_variants_are_onnx_files_with_their_precision(demo_run):
+    import onnx
+
+    for name, precision in (("model.onnx", "fp32"), ("model.fp16.onnx", "fp16"), ("model.int8.onnx", "int8")):
+        path = demo_run / name
+        onnx.checker.check_model(str(path))
+        meta = read_onnx_meta(path)
+        assert meta.precision == precision
+        assert meta.fused_preprocess and meta.fused_argmax  # the deployment variant
+        assert meta.architecture == "fcn8s_mobilenetv3" and meta.num_classes == 7
+
+
+def test_accuracy_table_covers_every_variant(demo_run):
+    reports = json.loads((demo_run / "accuracy.json").read_text())["reports"]
+    assert [r["precision"] for r in reports] == ["fp32", "fp16", "int8"]
+    for row in reports:
+        assert 0.5 < row["mean_iu"] <= 1 and 0.5 < row["pixel_accuracy"] <= 1
+    assert reports[0]["agreement"] == 1.0 and reports[1]["agreement"] > 0.99
+    assert "mean IU" in (demo_run / "accuracy.txt").read_text()
+
+
+def test_overlay_video_plays(demo_run):
+    capture = cv2.VideoCapture(str(demo_run / "street_overlay.mp4"))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    summary = json.loads((demo_run / "video_summary.json").read_text())
+    assert len(frames) == summary["frames_out"] == 8
+    assert frames[0].shape == (480, 640, 3) and float(np.std(frames[0])) > 5
+
+
+def test_benchmark_outputs(demo_run):
+    from fcn_edge.bench.schema import schema_errors
+
+    report = json.loads((demo_run / "benchmark.json").read_text())
+    assert schema_errors(report) == []
+    with open(demo_run / "benchmark.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows, "benchmark.csv has no rows"
+    png = (demo_run / "benchmark.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "Summary" in (demo_run / "benchmark.txt").read_text()
+
+
+def test_second_run_reuses_everything(demo_run, capsys):
+    stamps = {p.name: p.stat().st_mtime_ns for p in demo_run.iterdir()}
+    capsys.readouterr()
+    assert main(["demo", "--quick", "--out", str(demo_run)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("up to date: reusing") == printed.count("$ fcn-edge ") >= 6
+    for path in demo_run.iterdir():
+        if path.name in stamps and not path.name.startswith("."):
+            assert path.stat().st_mtime_ns == stamps[path.name], f"{path.name} was rewritten"
