@@ -12,11 +12,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.classes import DATASETS, default_palette
 from fcn_edge.errors import MetaError
 
@@ -266,18 +266,8 @@ def sidecar_path(artifact: PathLike) -> Path:
 
 def write_json_atomic(path: PathLike, data: Mapping[str, Any]) -> Path:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return write_bytes_atomic(path, text.encode())
 
 
 def write_sidecar(artifact: PathLike, meta: ModelMeta, extra: Optional[Mapping[str, Any]] = None) -> Path:

@@ -12,13 +12,13 @@ VOC and Cityscapes) left as it is. Three mask encodings are understood:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.classes import default_palette
 from fcn_edge.data.png import COLOUR_GREY, COLOUR_PALETTE, read_png_info, write_palette_png
 from fcn_edge.errors import DataError
@@ -46,16 +46,7 @@ def write_image(path: PathLike, image: np.ndarray, jpeg_quality: int = 92) -> Pa
     ok, encoded = cv2.imencode(path.suffix, image, params)
     if not ok:
         raise DataError(f"{path}: OpenCV could not encode the image as {path.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, encoded.tobytes())
 
 
 def full_palette(class_palette: Sequence[RGB], ignore_index: int = 255) -> Tuple[RGB, ...]:

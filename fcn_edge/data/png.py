@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.errors import DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -95,15 +95,4 @@ def encode_palette_png(indices: np.ndarray, palette: Sequence[Tuple[int, int, in
 
 def write_palette_png(path: PathLike, indices: np.ndarray, palette: Sequence[Tuple[int, int, int]]) -> Path:
     """Write a palette PNG atomically (temporary name, then rename)."""
-    path = Path(path)
-    data = encode_palette_png(indices, palette)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, encode_palette_png(indices, palette))

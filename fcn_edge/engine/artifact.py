@@ -10,34 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 from fcn_edge import __version__
+from fcn_edge.atomic import atomic_path
 from fcn_edge.engine.build import BuildResult
 from fcn_edge.engine.sidecar import EngineRecord, command_line, write_engine_sidecar
 from fcn_edge.engine.summary import EngineSummary
 from fcn_edge.errors import EngineBuildError
 from fcn_edge.meta import ModelMeta, PathLike, sidecar_path
-
-
-def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def engine_record(
@@ -104,16 +87,10 @@ def write_engine(
     engine_path = Path(engine_path)
     meta = engine_meta(result)
     record = engine_record(result, summary, rebuild_args)
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{engine_path.name}.", suffix=".tmp", dir=str(engine_path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_path(engine_path) as tmp:
+        with open(tmp, "wb") as handle:
             handle.write(result.engine)
             handle.flush()
             os.fsync(handle.fileno())
         write_engine_sidecar(engine_path, meta, record)
-        os.replace(tmp, engine_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return engine_path, sidecar_path(engine_path)

@@ -11,13 +11,12 @@ tests/test_engine_api_surface.py; branches that only some versions reach carry a
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.engine.capabilities import Capabilities, probe
 from fcn_edge.engine.config import BuildConfig
 from fcn_edge.engine.onnx_facts import OnnxFacts, read_onnx_facts
@@ -122,21 +121,6 @@ def _read_timing_cache(path: Optional[Path]) -> bytes:
     if path is None or not path.is_file():
         return b""
     return path.read_bytes()
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _spatial(shape: Tuple[int, ...], meta: ModelMeta) -> Tuple[int, int]:
@@ -246,7 +230,7 @@ def run_build(
     saved_cache = None
     if plan.timing_cache is not None:
         blob = builder_config.get_timing_cache().serialize()
-        saved_cache = _write_atomic(Path(plan.timing_cache), bytes(blob))
+        saved_cache = write_bytes_atomic(plan.timing_cache, bytes(blob), fsync=True)
     return BuildResult(
         engine=bytes(serialized),
         plan=plan,

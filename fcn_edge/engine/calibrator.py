@@ -11,28 +11,15 @@ has no calibrator classes; :mod:`fcn_edge.engine.plan` refuses that case before 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.errors import DataError, EngineBuildError
 
 log = logging.getLogger(__name__)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _BatchFeeder:
@@ -143,7 +130,7 @@ def make_calibrator(  # trt-versions: <11
             if self.cache_path is None:
                 return
             try:
-                _write_atomic(self.cache_path, bytes(cache))
+                write_bytes_atomic(self.cache_path, bytes(cache))
                 log.info("wrote INT8 calibration scales to %s", self.cache_path)
             except OSError as exc:
                 self.error = EngineBuildError(f"{self.cache_path}: cannot write the calibration cache: {exc}")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
+from fcn_edge.atomic import atomic_path
 from fcn_edge.errors import CheckpointError, MetaError
 from fcn_edge.meta import ModelMeta, file_sha256, meta_for_classes, meta_for_dataset
 from fcn_edge.models.registry import UnknownModelError, build_model
@@ -83,15 +83,8 @@ def save_checkpoint(
         "meta": meta.to_dict(),
         "extra": dict(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
