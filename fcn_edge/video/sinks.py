@@ -17,6 +17,7 @@ from typing import Callable, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.errors import VideoError
 from fcn_edge.optional import require
 from fcn_edge.video import capabilities, gst_pipelines
@@ -212,9 +213,7 @@ class ImageFolderSink:
         ok, data = cv2.imencode(suffix, frame, params)
         if not ok:
             raise VideoError(f"{target}: OpenCV could not encode a {suffix} image")
-        tmp = target.with_name(f".{target.name}.partial")
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, target)
+        write_bytes_atomic(target, data.tobytes())
         self.frames_written += 1
 
     def close(self) -> None:
