@@ -9,7 +9,6 @@ copies in and out are explicit and timed separately from the compute.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -19,6 +18,7 @@ import numpy as np
 from fcn_edge.errors import MetaError, RuntimeInputError
 from fcn_edge.meta import ModelMeta
 from fcn_edge.optional import require
+from fcn_edge.paths import cache_root
 from fcn_edge.runtime.backend import Backend
 from fcn_edge.runtime.result import InferTimings
 
@@ -87,7 +87,7 @@ class OrtBackend(Backend):
         self._ort = ort
         self.path = Path(path)
         chosen = resolve_providers(providers, ort.get_available_providers())
-        cache_dir = Path(os.environ.get("FCN_EDGE_CACHE", Path.home() / ".cache" / "fcn-edge")) / "ort-trt"
+        cache_dir = cache_root() / "ort-trt"
         if TRT_EP in chosen:
             cache_dir.mkdir(parents=True, exist_ok=True)
         options = ort.SessionOptions()
