@@ -40,6 +40,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="weight storage: fake = FP32 + Q/DQ (any TensorRT >= 8.5; default for tensorrt), int8 = int8 + DQ (4x smaller; TensorRT >= 10, ORT; default for onnxruntime)")
     q.add_argument("--quantize-output-path", action="store_true",
                    help="also quantise the last upsampling layer (kept in float by default)")
+    q.add_argument("--quantize-input-path", action="store_true",
+                   help="also quantise the first conv, which reads the image (kept in float by default)")
     q.add_argument("--exclude", action="append", default=[], metavar="NODE",
                    help="keep this Conv/ConvTranspose node in float (repeatable)")
     q.add_argument("--batch-size", type=positive_int, default=8, help="calibration batch size (default 8)")
@@ -82,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                              "(the default model's is calibration/default; see calibration/README.md)")
     config = QuantizeConfig(
         target=args.target, method=args.method, percentile=args.percentile, weight_storage=args.weights,
-        quantize_output_path=args.quantize_output_path, exclude=tuple(args.exclude),
+        quantize_output_path=args.quantize_output_path, quantize_input_path=args.quantize_input_path,
+        exclude=tuple(args.exclude),
         batch_size=args.batch_size, limit=args.limit, memory_budget_mb=args.memory_budget,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet,
     )

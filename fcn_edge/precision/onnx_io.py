@@ -1,0 +1,100 @@
+"""Loading and atomically saving ONNX models for the precision steps."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import List, Tuple, Union
+
+from fcn_edge.errors import PrecisionError
+from fcn_edge.meta import file_sha256
+from fcn_edge.optional import require
+
+PathLike = Union[str, os.PathLike]
+PROTOBUF_LIMIT = 2 ** 31 - 1
+
+
+def load_model(path: PathLike):
+    onnx = require("onnx", "FP16/INT8 conversion")
+    path = Path(path)
+    if not path.is_file():
+        raise PrecisionError(f"{path}: no such ONNX file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # DecodeError, missing external data, ...
+        raise PrecisionError(f"{path}: not a readable ONNX model: {exc}") from exc
+    if not model.graph.node:
+        raise PrecisionError(f"{path}: the ONNX graph has no nodes")
+    return model
+
+
+def model_sha256(path: PathLike) -> str:
+    """SHA-256 of the ONNX file and of its external-data files, if any."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256(file_sha256(path).encode())
+    for extra in sorted(_external_files(path)):
+        digest.update(file_sha256(extra).encode())
+    return digest.hexdigest()
+
+
+def _external_files(path: Path) -> List[Path]:
+    onnx = require("onnx", "hashing an ONNX model")
+    model = onnx.load(str(path), load_external_data=False)
+    files = set()
+    for init in model.graph.initializer:
+        for entry in init.external_data:
+            if entry.key == "location":
+                files.add(path.parent / entry.value)
+    return [f for f in files if f.is_file()]
+
+
+def io_signature(model) -> Tuple[Tuple[str, int], ...]:
+    """(name, elem_type) of every graph input and output: what a variant must keep."""
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    return tuple((v.name, v.type.tensor_type.elem_type) for v in list(graph.input) + list(graph.output)
+                 if v.name not in inits)
+
+
+def save_model_atomic(model, path: PathLike) -> Path:
+    """Write to a temporary name beside ``path`` and rename; external data past 2 GB."""
+    onnx = require("onnx", "writing ONNX")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    try:
+        if model.ByteSize() > PROTOBUF_LIMIT - (64 << 20):
+            data_name = path.name + ".data"
+            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name)
+        else:
+            onnx.save_model(model, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_model(model, where: str) -> None:
+    onnx = require("onnx", "checking ONNX")
+    try:
+        if model.ByteSize() < PROTOBUF_LIMIT - (64 << 20):
+            onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise PrecisionError(f"{where}: the converted graph fails onnx.checker: {exc}") from exc
+
+
+def variant_path(model_path: PathLike, precision: str, target: str = "tensorrt") -> Path:
+    """``model.onnx`` -> ``model.int8.onnx`` / ``model.int8-ort.onnx`` / ``model.fp16.onnx``."""
+    path = Path(model_path)
+    stem = path.name[: -len(".onnx")] if path.name.endswith(".onnx") else path.stem
+    for old in (".fp32", ".fp16", ".int8", ".int8-ort"):
+        if stem.endswith(old):
+            stem = stem[: -len(old)]
+    suffix = precision if (precision != "int8" or target == "tensorrt") else "int8-ort"
+    return path.with_name(f"{stem}.{suffix}.onnx")

@@ -1,0 +1,196 @@
+"""FP32 ONNX -> INT8 Q/DQ ONNX, calibrated on a calibration set, for TensorRT or ONNX Runtime.
+
+Why our own calibration and Q/DQ insertion instead of ONNX Runtime's ``quantize_static`` or
+NVIDIA ModelOpt: quantize_static's entropy calibrator ignores the bin counts (its Entropy
+equals MinMax) and keeps every activation, peaking at 16 GB on FCN-8s VGG16; ModelOpt pulls
+onnxruntime-gpu and cupy and cannot share an environment with onnxruntime. Here ranges come
+from ORT-run activations folded into streamed histograms (bounded memory), the entropy
+method is TensorRT's KL search, and the Q/DQ placement is the one TensorRT (or ORT) fuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+from fcn_edge.errors import PrecisionError
+from fcn_edge.meta import ModelMeta, meta_from_props, write_onnx_meta
+from fcn_edge.precision import cache as calib_cache
+from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData
+from fcn_edge.precision.collect import CollectConfig, collect_histograms
+from fcn_edge.precision.graph import GraphIndex
+from fcn_edge.precision.onnx_io import (check_model, io_signature, load_model, model_sha256,
+                                        save_model_atomic, variant_path)
+from fcn_edge.precision.placement import TARGETS, plan_placement
+from fcn_edge.precision.qdq import activation_params, insert_qdq
+from fcn_edge.precision.ranges import DEFAULT_PERCENTILE, METHODS, TensorRange, tensor_range
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """How to make an INT8 variant.
+
+    ``weight_storage``: "fake" (FP32 weights + Q->DQ, parsed by every TensorRT from 8.5),
+    "int8" (int8 weights + DQ: 4x smaller; TensorRT >= 10, ONNX Runtime), or None for the
+    target's default (fake for tensorrt, int8 for onnxruntime).
+    ``quantize_output_path``: also quantise the last upsampling layer (FCN's upscore8,
+    whose output goes straight to the crop/argmax). Off by default: on the default model
+    keeping it in float gave equal or better agreement (98.88% vs 98.85% TensorRT flavour,
+    98.36% vs 98.35% ORT) and ONNX Runtime has no int8 ConvTranspose kernel to gain from.
+    ``quantize_input_path``: also quantise the first conv, which reads the image. Off by
+    default: in float it lifted the ORT flavour from 98.36% to 98.67% agreement and its
+    mean IU drop from 0.34 to 0.17 points (TensorRT flavour: 98.88% -> 98.89%); a
+    3-channel conv is cheap in any precision.
+    """
+
+    target: str = "tensorrt"
+    method: str = "entropy"
+    percentile: float = DEFAULT_PERCENTILE
+    weight_storage: Optional[str] = None
+    quantize_output_path: bool = False
+    quantize_input_path: bool = False
+    exclude: Tuple[str, ...] = ()
+    batch_size: int = 8
+    limit: Optional[int] = None
+    memory_budget_mb: int = 1024
+    cache_dir: Optional[str] = None
+    use_cache: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise PrecisionError(f"unknown INT8 target {self.target!r}; choose one of {TARGETS}")
+        if self.method not in METHODS:
+            raise PrecisionError(f"unknown calibration method {self.method!r}; choose one of {METHODS}")
+        if self.weight_storage not in (None, "fake", "int8"):
+            raise PrecisionError(f"weight_storage must be 'fake', 'int8' or None, not {self.weight_storage!r}")
+
+    @property
+    def storage(self) -> str:
+        if self.weight_storage:
+            return self.weight_storage
+        return "fake" if self.target == "tensorrt" else "int8"
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    meta: ModelMeta
+    counts: Dict[str, int]
+    ranges: Dict[str, TensorRange]
+    cache_file: Optional[Path]
+    cache_hit: bool
+    images_used: int
+    images_skipped: int
+    kept_float: Tuple[str, ...] = field(default_factory=tuple)
+
+
+def quantize_int8(model_path: PathLike, calibration: Union[PathLike, Sequence[PathLike], CalibrationData],
+                  output_path: Optional[PathLike] = None,
+                  config: QuantizeConfig = QuantizeConfig()) -> QuantizeResult:
+    """Calibrate ``model_path`` on ``calibration`` and write its INT8 Q/DQ variant."""
+    model_path = Path(model_path)
+    output_path = Path(output_path) if output_path else variant_path(model_path, "int8", config.target)
+    if output_path.resolve() == model_path.resolve():
+        raise PrecisionError(f"{output_path}: the output would overwrite the input model")
+    model = load_model(model_path)
+    props = {p.key: p.value for p in model.metadata_props}
+    meta = meta_from_props(props, str(model_path))
+    if meta.precision != "fp32":
+        raise PrecisionError(f"{model_path} is already {meta.precision}; quantise the FP32 model")
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+        raise PrecisionError(f"{model_path} already contains Q/DQ nodes; quantise the FP32 model")
+    signature = io_signature(model)
+
+    index = GraphIndex.build(model.graph)
+    placement = plan_placement(index, config.target, config.quantize_output_path, tuple(config.exclude),
+                               config.quantize_input_path)
+    wanted = placement.calibrate
+
+    if isinstance(calibration, CalibrationData):
+        data = calibration
+    else:
+        data = CalibrationData(calibration, meta, CalibrationConfig(
+            batch_size=_batch_size(model, config.batch_size), limit=config.limit,
+            pad_last=_fixed_batch(model) is not None, progress=config.progress))
+    model_hash = model_sha256(model_path)
+    cache_file = None
+    histograms = None
+    if config.use_cache:
+        cache_file = calib_cache.cache_path(Path(config.cache_dir) if config.cache_dir
+                                            else calib_cache.default_cache_dir(), model_hash)
+        histograms = calib_cache.load_histograms(cache_file, model_hash, data.fingerprint(), wanted)
+    cache_hit = histograms is not None
+    if histograms is None:
+        # calibrate every tensor either target could need, so one run serves both
+        needed = _all_calibration_tensors(index, config)
+        histograms = collect_histograms(model, needed, data,
+                                        CollectConfig(memory_budget=config.memory_budget_mb << 20))
+        if cache_file is not None:
+            calib_cache.save_histograms(cache_file, model_hash, data.fingerprint(), histograms,
+                                        {"images": len(data.images), "source": str(data.source)})
+    else:
+        log.info("using cached calibration ranges from %s", cache_file)
+    symmetric = config.target == "tensorrt"
+    ranges = {name: tensor_range(histograms[name], config.method, symmetric, config.percentile)
+              for name in wanted}
+    params = activation_params(placement, ranges)
+    counts = insert_qdq(model, index, placement, params, config.storage)
+    _drop_stale_value_info(model)
+    if io_signature(model) != signature:
+        raise PrecisionError(f"internal error: quantising {model_path} changed its inputs/outputs")
+    skipped = len(data.skipped) if not cache_hit else 0
+    new_meta = meta.with_history(
+        f"int8: target={config.target} method={config.method} weights={config.storage} "
+        f"calibration={data.source} images={len(data.images) - skipped} "
+        f"parent_sha256={model_hash[:16]}"
+        + (f" float={','.join(placement.kept_float)}" if placement.kept_float else ""),
+        precision="int8",
+    )
+    write_onnx_meta(model, new_meta)
+    check_model(model, str(output_path))
+    save_model_atomic(model, output_path)
+    return QuantizeResult(output_path, new_meta, counts, ranges, cache_file, cache_hit,
+                          len(data.images) - skipped, skipped, tuple(placement.kept_float))
+
+
+def _all_calibration_tensors(index: GraphIndex, config: QuantizeConfig):
+    names = []
+    for target in TARGETS:
+        for quantize_output in (False, True):
+            try:
+                plan = plan_placement(index, target, quantize_output, (), quantize_input_path=True)
+            except PrecisionError:
+                continue
+            names.extend(plan.calibrate)
+    return list(dict.fromkeys(names))
+
+
+def _fixed_batch(model) -> Optional[int]:
+    inits = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)
+    return None
+
+
+def _batch_size(model, wanted: int) -> int:
+    fixed = _fixed_batch(model)
+    return fixed if fixed is not None else wanted
+
+
+def _drop_stale_value_info(model) -> None:
+    produced = {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input}
+    keep = [v for v in model.graph.value_info if v.name in produced]
+    if len(keep) != len(model.graph.value_info):
+        del model.graph.value_info[:]
+        model.graph.value_info.extend(keep)

@@ -1,0 +1,182 @@
+"""INT8 Q/DQ variants of small exported FCN-like nets: graph validity, placement, fidelity,
+metadata, the calibration cache and bad calibration sets."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from fcn_edge.errors import DataError, PrecisionError
+from fcn_edge.meta import read_onnx_meta
+from fcn_edge.precision.calibration import CalibrationData, CalibrationConfig
+from fcn_edge.precision.quantize import QuantizeConfig, quantize_int8
+
+from precision_models import make_images, make_tiny_onnx
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    make_images(root / "calib", 12, seed=3)
+    return {
+        "root": root,
+        "unfused": make_tiny_onnx(root / "tiny.onnx"),
+        "fused": make_tiny_onnx(root / "tiny_fused.onnx", fused=True),
+    }
+
+
+def _quantize(models, kind, tmp_path, **kw):
+    kw.setdefault("cache_dir", str(tmp_path / "cache"))
+    kw.setdefault("quantize_input_path", True)  # the tiny net: quantise every conv but the last
+    kw.setdefault("progress", False)
+    out = tmp_path / f"{kind}-{kw.get('target', 'tensorrt')}.onnx"
+    return quantize_int8(models[kind], models["root"] / "calib", out, QuantizeConfig(**kw))
+
+
+def _initializers(model):
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def _nodes(model, op):
+    return [n for n in model.graph.node if n.op_type == op]
+
+
+def _weight_dq(model, conv):
+    producer = {o: n for n in model.graph.node for o in n.output}
+    dq = producer[conv.input[1]]
+    assert dq.op_type == "DequantizeLinear", f"{conv.name}'s weight is not dequantised"
+    return dq
+
+
+@pytest.mark.parametrize("kind", ["unfused", "fused"])
+@pytest.mark.parametrize("storage", ["fake", "int8"])
+def test_tensorrt_qdq_graph_is_valid_per_channel_and_symmetric(models, tmp_path, kind, storage):
+    result = _quantize(models, kind, tmp_path, weight_storage=storage)
+    model = onnx.load(str(result.path))
+    onnx.checker.check_model(model, full_check=True)
+    inits = _initializers(model)
+    axis_of = {"Conv": 0, "ConvTranspose": 1}
+    weighted = _nodes(model, "Conv") + _nodes(model, "ConvTranspose")
+    quantised = [n for n in weighted if n.name not in result.kept_float]
+    assert len(quantised) == 5
+    assert result.kept_float in (("/up/ConvTranspose",), ("/inner/up/ConvTranspose",))
+    for conv in quantised:
+        dq = _weight_dq(model, conv)
+        scale = inits[dq.input[1]]
+        axis = [a.i for a in dq.attribute if a.name == "axis"][0]
+        assert axis == axis_of[conv.op_type]
+        weight_src = inits.get(dq.input[0])
+        if storage == "fake":
+            producer = {o: n for n in model.graph.node for o in n.output}[dq.input[0]]
+            assert producer.op_type == "QuantizeLinear"
+            weight_src = inits[producer.input[0]]
+            assert weight_src.dtype == np.float32
+        else:
+            assert weight_src.dtype == np.int8 and np.abs(weight_src.astype(int)).max() <= 127
+        assert scale.shape == (weight_src.shape[axis],), "weights must be per output channel"
+    for node in _nodes(model, "QuantizeLinear") + _nodes(model, "DequantizeLinear"):
+        zp = inits[node.input[2]]
+        assert zp.dtype == np.int8 and not zp.any(), f"{node.name}: zero point must be int8 0 for TensorRT"
+    # every quantised conv reads a dequantised activation
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for conv in quantised:
+        assert producer[conv.input[0]].op_type == "DequantizeLinear"
+    # the residual Add's skip input is quantised (its other input comes straight from conv3)
+    add = [n for n in _nodes(model, "Add") if any("conv3" in i for i in n.input)][0]
+    skip = [i for i in add.input if "conv3" not in i][0]
+    assert producer[skip].op_type == "DequantizeLinear"
+
+
+@pytest.mark.parametrize("kind", ["unfused", "fused"])
+def test_variants_keep_io_and_update_meta(models, tmp_path, kind):
+    source = onnx.load(str(models[kind]))
+    result = _quantize(models, kind, tmp_path, target="onnxruntime")
+    model = onnx.load(str(result.path))
+    sig = lambda m: [(v.name, v.type.tensor_type.elem_type) for v in list(m.graph.input) + list(m.graph.output)]
+    assert sig(model) == sig(source)
+    meta, before = read_onnx_meta(result.path), read_onnx_meta(models[kind])
+    assert meta.precision == "int8" and before.precision == "fp32"
+    assert meta.history[: len(before.history)] == before.history
+    assert "target=onnxruntime" in meta.history[-1] and "method=entropy" in meta.history[-1]
+    assert meta.replace(precision="fp32", history=before.history) == before
+
+
+def _outputs(path, feeds):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run(None, f)[0] for f in feeds])
+
+
+@pytest.mark.parametrize("target", ["tensorrt", "onnxruntime"])
+@pytest.mark.parametrize("method", ["entropy", "minmax", "percentile"])
+def test_int8_logits_stay_close_to_fp32(models, tmp_path, target, method):
+    result = _quantize(models, "unfused", tmp_path, target=target, method=method)
+    meta = read_onnx_meta(models["unfused"])
+    feeds = list(CalibrationData(models["root"] / "calib", meta, CalibrationConfig(progress=False)))
+    ref, out = _outputs(models["unfused"], feeds), _outputs(result.path, feeds)
+    rel = np.linalg.norm(out - ref) / np.linalg.norm(ref)
+    assert rel < 0.15, f"relative logit error {rel:.3f}"
+    assert not np.array_equal(out, ref)  # it really is quantised
+
+
+def test_onnxruntime_target_fuses_every_quantised_conv(models, tmp_path):
+    result = _quantize(models, "unfused", tmp_path, target="onnxruntime")
+    model = onnx.load(str(result.path))
+    inits = _initializers(model)
+    for node in _nodes(model, "QuantizeLinear"):
+        assert inits[node.input[2]].dtype == np.uint8
+    assert result.counts["folded_relu"] >= 4
+    optimised = tmp_path / "optimised.onnx"
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimised)
+    ort.InferenceSession(str(result.path), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(optimised)).graph.node]
+    assert ops.count("QLinearConv") == 5, ops
+    assert "QLinearAdd" in ops
+
+
+def test_calibration_cache_is_reused_and_keyed_by_the_model(models, tmp_path):
+    first = _quantize(models, "unfused", tmp_path, method="entropy")
+    assert not first.cache_hit and first.cache_file.is_file()
+    second = _quantize(models, "unfused", tmp_path, method="percentile")
+    assert second.cache_hit and second.cache_file == first.cache_file
+    # cached histograms give exactly what a fresh calibration gives
+    fresh = _quantize(models, "unfused", tmp_path, method="percentile", use_cache=False)
+    assert fresh.ranges == second.ranges
+    # another model (other weights) has another hash: its own cache file
+    other = make_tiny_onnx(tmp_path / "other.onnx", seed=7)
+    third = quantize_int8(other, models["root"] / "calib", tmp_path / "o8.onnx",
+                          QuantizeConfig(cache_dir=str(tmp_path / "cache"), progress=False))
+    assert not third.cache_hit and third.cache_file != first.cache_file
+
+
+def test_bad_calibration_sets_are_errors(models, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(DataError, match="x.png"):
+        quantize_int8(models["unfused"], bad, tmp_path / "o.onnx", QuantizeConfig(use_cache=False, progress=False))
+    assert not (tmp_path / "o.onnx").exists()
+    with pytest.raises(DataError, match="no such folder"):
+        quantize_int8(models["unfused"], tmp_path / "nowhere", tmp_path / "o.onnx", QuantizeConfig(progress=False))
+
+
+def test_refuses_quantised_input_and_bad_options(models, tmp_path):
+    result = _quantize(models, "unfused", tmp_path)
+    with pytest.raises(PrecisionError, match="already int8"):
+        quantize_int8(result.path, models["root"] / "calib", tmp_path / "again.onnx", QuantizeConfig(progress=False))
+    with pytest.raises(PrecisionError, match="exclude"):
+        _quantize(models, "unfused", tmp_path, exclude=("no_such_conv",))
+    with pytest.raises(PrecisionError, match="target"):
+        QuantizeConfig(target="tflite")
+
+
+def test_exclude_and_path_options_change_what_is_quantised(models, tmp_path):
+    full = _quantize(models, "unfused", tmp_path, quantize_output_path=True)
+    assert full.kept_float == () and full.counts["quantized_weights"] == 6
+    partial = _quantize(models, "unfused", tmp_path, exclude=("/conv2/Conv",))
+    assert set(partial.kept_float) == {"/conv2/Conv", "/up/ConvTranspose"}
+    default = quantize_int8(models["fused"], models["root"] / "calib", tmp_path / "d.onnx",
+                            QuantizeConfig(cache_dir=str(tmp_path / "cache"), progress=False))
+    assert set(default.kept_float) == {"/inner/conv1/Conv", "/inner/up/ConvTranspose"}
