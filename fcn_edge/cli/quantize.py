@@ -31,8 +31,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output path (default: MODEL.int8.onnx, MODEL.int8-ort.onnx or MODEL.fp16.onnx)")
     q = p.add_argument_group("int8")
     q.add_argument("--calib", metavar="DIR|LIST", help="calibration set: a folder of images or a manifest with one path per line (e.g. calibration/default)")
-    q.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="entropy",
-                   help="activation range: entropy = KL divergence as TensorRT's entropy calibrator (default); minmax; percentile")
+    q.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="percentile",
+                   help="activation range: percentile of |x| (default: measured closest to FP32 on the default model); entropy = KL divergence as TensorRT's entropy calibrator; minmax")
     q.add_argument("--percentile", type=float, default=99.99, help="for --method percentile (default 99.99)")
     q.add_argument("--target", choices=("tensorrt", "onnxruntime"), default="tensorrt",
                    help="tensorrt: symmetric int8, zero point 0 (default); onnxruntime: uint8 activations fused into QLinearConv on CPU")
