@@ -59,29 +59,6 @@ class VariantReport:
         return out
 
 
-class ConfusionMatrix:
-    def __init__(self, num_classes: int, ignore_index: int):
-        self.n = num_classes
-        self.ignore = ignore_index
-        self.matrix = np.zeros((num_classes, num_classes), np.int64)
-
-    def update(self, label: np.ndarray, pred: np.ndarray) -> None:
-        valid = (label != self.ignore) & (label < self.n)
-        index = label[valid].astype(np.int64) * self.n + pred[valid].astype(np.int64)
-        self.matrix += np.bincount(index, minlength=self.n * self.n).reshape(self.n, self.n)
-
-    def mean_iu(self) -> float:
-        m = self.matrix.astype(np.float64)
-        tp = np.diag(m)
-        union = m.sum(0) + m.sum(1) - tp
-        present = union > 0
-        return float(np.mean(tp[present] / union[present])) if present.any() else float("nan")
-
-    def pixel_accuracy(self) -> float:
-        total = self.matrix.sum()
-        return float(np.trace(self.matrix) / total) if total else float("nan")
-
-
 def _session(path: Path, threads: int):
     ort = require("onnxruntime", "comparing ONNX variants")
     options = ort.SessionOptions()
@@ -138,6 +115,7 @@ def compare_variants(reference: PathLike, variants: Sequence[PathLike], data: Pa
     """Reports for ``reference`` (first row) and each of ``variants`` on ``data``'s ``split``
     (default: the dataset's val split, or all images of a folder pair without split lists)."""
     from fcn_edge.data.formats import open_dataset
+    from fcn_edge.evaluate.metrics import ConfusionMatrix
     from fcn_edge.runtime.decode import Decoder
     from fcn_edge.runtime.preprocess import Preprocessor
 
@@ -172,7 +150,7 @@ def compare_variants(reference: PathLike, variants: Sequence[PathLike], data: Pa
         pixels += ref_map.size
         for k, (out, meta) in enumerate(zip(outputs, metas)):
             mask, _ = decoders[k](out, places[0])
-            confusion[k].update(sample.mask, mask)
+            confusion[k].update(mask, sample.mask, sample.name)
             class_map = _class_map(out, meta)
             if class_map.shape != ref_map.shape:
                 raise PrecisionError(f"{paths[k]} outputs {class_map.shape} maps, {paths[0]} {ref_map.shape}")
@@ -188,9 +166,10 @@ def compare_variants(reference: PathLike, variants: Sequence[PathLike], data: Pa
     reports = []
     for k, (path, meta, latency) in enumerate(zip(paths, metas, latencies)):
         has_diff = logits[0] and logits[k]
+        scores = confusion[k].metrics()
         reports.append(VariantReport(
             name=path.name, path=path, precision=meta.precision,
-            mean_iu=confusion[k].mean_iu(), pixel_accuracy=confusion[k].pixel_accuracy(),
+            mean_iu=scores.mean_iu, pixel_accuracy=scores.pixel_accuracy,
             agreement=float(agree[k] / pixels),
             max_abs_diff=max_diff[k] if has_diff else None,
             mean_abs_diff=sum_diff[k] / diff_count[k] if has_diff and diff_count[k] else None,
