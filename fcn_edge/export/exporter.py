@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -13,6 +12,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
+from fcn_edge.atomic import atomic_path
 from fcn_edge.errors import ExportError
 from fcn_edge.export.config import MAX_TRT85_OPSET, ExportConfig, ExportReport
 from fcn_edge.export.graph_checks import check_boundary, check_model, dims, simplify
@@ -52,13 +52,13 @@ def exported_meta(meta: ModelMeta, config: ExportConfig, source_hash: str = "") 
     )
 
 
-def _save_single_file(model, path: Path) -> None:
+def _save_single_file(model, path: Path, final_name: str) -> None:
     onnx = require("onnx", "writing the ONNX file")
     if model.ByteSize() < PROTOBUF_LIMIT:
         onnx.save_model(model, str(path))
         return
     onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=path.name.replace(".tmp", "") + ".data")
+                    location=final_name + ".data")
 
 
 def export_model(
@@ -111,12 +111,8 @@ def export_model(
     proto.doc_string = f"{final_meta.architecture}, {final_meta.num_classes} classes; ModelMeta in metadata_props"
     write_onnx_meta(proto, final_meta)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=str(out.parent))
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _save_single_file(proto, tmp)
+    with atomic_path(out) as tmp:
+        _save_single_file(proto, tmp, out.name)
         parity = None
         if config.check_parity:
             parity = check_parity(module, tmp, parity_inputs(config), config.output,
@@ -128,10 +124,6 @@ def export_model(
                     f"diff {diff}, argmax agreement {parity.argmax_agreement:.5%} "
                     f"(needs {config.min_agreement:.3%}); the file was not written"
                 )
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ExportReport(
         path=out,
         opset=proto.opset_import[0].version,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
 import numpy as np
 
+from fcn_edge.atomic import atomic_path
+from fcn_edge.paths import cache_root
 from fcn_edge.precision.histogram import TensorHistogram
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,7 @@ CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fcn-edge" / "calibration"
+    return cache_root() / "calibration"
 
 
 def cache_path(cache_dir: Path, model_hash: str) -> Path:
@@ -73,12 +72,6 @@ def save_histograms(path: Path, model_hash: str, data_fingerprint: str,
     arrays = {"header": np.array(json.dumps(header))}
     for i, name in enumerate(names):
         arrays.update(histograms[name].to_arrays(f"t{i}"))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=str(path.parent))
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # keeps the .npz suffix, so numpy adds none
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

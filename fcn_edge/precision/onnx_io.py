@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import List, Tuple, Union
 
+from fcn_edge.atomic import atomic_path
 from fcn_edge.errors import PrecisionError
 from fcn_edge.meta import file_sha256
 from fcn_edge.optional import require
@@ -63,20 +63,13 @@ def save_model_atomic(model, path: PathLike) -> Path:
     """Write to a temporary name beside ``path`` and rename; external data past 2 GB."""
     onnx = require("onnx", "writing ONNX")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if model.ByteSize() > PROTOBUF_LIMIT - (64 << 20):
             data_name = path.name + ".data"
-            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+            onnx.save_model(model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name)
         else:
-            onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            onnx.save_model(model, str(tmp))
     return path
 
 
