@@ -10,26 +10,11 @@ from fcn_edge.bench.schema import schema_errors
 from fcn_edge.bench.sweep import run_sweep
 from fcn_edge.bench.sysinfo import collect_system_info
 from fcn_edge.bench.variants import expand_variants
-from fcn_edge.errors import CheckpointError
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(scope="module")
-def default_onnx(tmp_path_factory):
-    from fcn_edge.weights import default_checkpoint
-
-    try:
-        checkpoint = default_checkpoint()
-    except CheckpointError as exc:
-        pytest.skip(f"no default checkpoint in this checkout: {exc}")
-    from fcn_edge.export import ExportConfig, export_checkpoint
-
-    out = tmp_path_factory.mktemp("default") / "default.onnx"
-    # Parity and onnxslim are the exporter's own tests' business; skip them to stay fast.
-    export_checkpoint(checkpoint, out, ExportConfig(input_size=(256, 320), check_parity=False, simplify=False))
-    return out
 
 
 def test_default_model_short_benchmark(default_onnx):

@@ -17,14 +17,7 @@ from fcn_edge.models import build_model
 from fcn_edge.models.checkpoint import save_checkpoint
 from fcn_edge.runtime.preprocess import Preprocessor
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: on a busy 2-core machine torch's 2-thread barriers stall
-    (a MobileNetV3 step took 5 s with 2 threads and 0.05 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 SIZE = (96, 128)
 
 

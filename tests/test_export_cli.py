@@ -12,14 +12,7 @@ from fcn_edge.meta import file_sha256, meta_for_classes, read_onnx_meta
 from fcn_edge.models import build_model
 from fcn_edge.models.checkpoint import save_checkpoint
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: on a busy 2-core machine torch's 2-thread barriers stall
-    (a MobileNetV3 step took 5 s with 2 threads and 0.05 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def test_export_registry_model_prints_what_it_wrote(tmp_path, capsys):

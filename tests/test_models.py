@@ -9,14 +9,7 @@ from fcn_edge.errors import FcnEdgeError
 from fcn_edge.models import build_model, list_models
 from fcn_edge.models.heads import bilinear_kernel
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: on a busy 2-core machine torch's 2-thread barriers stall
-    (a MobileNetV3 step took 5 s with 2 threads and 0.05 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 HEADS = ("fcn32s", "fcn16s", "fcn8s")
 ODD_SIZES = [(333, 500), (500, 375), (1, 1), (31, 17), (257, 321)]  # PASCAL sizes and worse

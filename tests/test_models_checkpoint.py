@@ -7,14 +7,13 @@ from our own model, so a renamed or reshaped module in fcn_edge.models fails the
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
 import torch
 
 from fcn_edge.errors import CheckpointError
-from fcn_edge.meta import file_sha256, meta_for_classes, meta_for_dataset
+from fcn_edge.meta import file_sha256, meta_for_classes
 from fcn_edge.models import build_model
 from fcn_edge.models.checkpoint import (
     CAFFE_MEAN_BGR,
@@ -24,14 +23,7 @@ from fcn_edge.models.checkpoint import (
     torchvision_architecture,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """One intra-op thread: on a busy 2-core machine torch's 2-thread barriers stall
-    (a MobileNetV3 step took 5 s with 2 threads and 0.05 s with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 Shapes = Dict[str, Tuple[int, ...]]
 
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from fcn_edge.cli.main import main
-from fcn_edge.errors import CheckpointError
 
 from video_fixtures import read_all
 
@@ -19,18 +18,6 @@ pytest.importorskip("torch")
 FRAMES = 24
 
 
-@pytest.fixture(scope="module")
-def default_onnx(tmp_path_factory):
-    from fcn_edge.export import ExportConfig, export_checkpoint
-    from fcn_edge.weights import default_checkpoint
-
-    try:
-        checkpoint = default_checkpoint()
-    except CheckpointError as exc:
-        pytest.skip(f"no default checkpoint in this checkout: {exc}")
-    out = tmp_path_factory.mktemp("default") / "default.onnx"
-    export_checkpoint(checkpoint, out, ExportConfig(input_size=(256, 320), check_parity=False, simplify=False))
-    return out
 
 
 @pytest.fixture(scope="module")
