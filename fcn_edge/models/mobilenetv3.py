@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fcn_edge.models.taps import run_tapped
+
 
 def make_divisible(value: float, divisor: int = 8) -> int:
     """Round channel counts to a multiple of 8 without dropping more than 10%."""
@@ -144,11 +146,6 @@ class MobileNetV3Backbone(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        out: Dict[str, torch.Tensor] = {}
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            name = self._taps.get(index)
-            if name is not None:
-                out[name] = x
+        out, x = run_tapped(self.features, self._taps, x)
         out["stride32"] = x
         return out

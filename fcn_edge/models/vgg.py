@@ -14,6 +14,8 @@ from typing import Dict, List, Sequence, Union
 import torch
 from torch import nn
 
+from fcn_edge.models.taps import run_tapped
+
 # Output channels per conv; "M" is a 2x2 max pool. Configuration "D" of Simonyan & Zisserman.
 VGG16_CFG: Sequence[Union[int, str]] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
@@ -83,12 +85,7 @@ class VGG16Backbone(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        out: Dict[str, torch.Tensor] = {}
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            name = self._taps.get(index)
-            if name is not None:
-                out[name] = x
+        out, x = run_tapped(self.features, self._taps, x)
         out["stride32"] = self.classifier(x)
         return out
 
