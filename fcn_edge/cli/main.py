@@ -30,12 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"fcn_edge.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"fcn_edge.cli.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"fcn_edge.cli.{name}")
         sub = module.add_parser(subparsers)
         sub.set_defaults(handler=module.run)
     return parser
