@@ -17,6 +17,7 @@ sink; a second stop request discards what is queued and finalises at once.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.1  # how often blocked stages look at the stop flags
 _JOIN_S = 10.0
+
+# The inference thread gets the GIL back after every ONNX Runtime / TensorRT call; with
+# CPython's default 5 ms switch interval it waited for the render and capture threads,
+# and on 2 cores the pipelined loop reached 0.88 x 1/latency. At 0.5 ms it reached 0.95
+# (tools/bench_video.py, default model, ORT 1 thread). Restored when the run ends.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -240,11 +247,14 @@ class VideoPipeline:
             threading.Thread(target=self._capture_loop, args=(captured,), name="fcn-edge-capture", daemon=True),
             threading.Thread(target=self._inference_loop, args=(captured, inferred), name="fcn-edge-inference", daemon=True),
         ]
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         try:
             for thread in threads:
                 thread.start()
             self._write_loop(inferred)
         finally:
+            sys.setswitchinterval(switch_interval)
             self.request_stop()
             captured.close()
             inferred.close()
