@@ -28,7 +28,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "machine's TensorRT and GPU, and write ENGINE plus ENGINE.json (ModelMeta and build facts).",
     )
     p.add_argument("onnx", type=Path, help="the ONNX model (from fcn-edge export / quantize)")
-    p.add_argument("-o", "--output", type=Path, help="engine path (default: the ONNX path with .engine)")
+    p.add_argument("-o", "--output", "--out", dest="output", type=Path, help="engine path (default: the ONNX path with .engine)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="engine precision; auto = what the ONNX carries (Q/DQ -> int8, FP16 casts -> fp16)")
     p.add_argument("--typing", choices=TYPINGS, default="auto",
