@@ -6,12 +6,13 @@ from __future__ import annotations
 import csv
 import json
 
-import cv2
 import numpy as np
 import pytest
 
 from fcn_edge.cli.main import main
 from fcn_edge.meta import read_onnx_meta
+
+from video_fixtures import read_all
 
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
@@ -48,14 +49,7 @@ def test_accuracy_table_covers_every_variant(demo_run):
 
 
 def test_overlay_video_plays(demo_run):
-    capture = cv2.VideoCapture(str(demo_run / "street_overlay.mp4"))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = read_all(demo_run / "street_overlay.mp4")
     summary = json.loads((demo_run / "video_summary.json").read_text())
     assert len(frames) == summary["frames_out"] == 8
     assert frames[0].shape == (480, 640, 3) and float(np.std(frames[0])) > 5
