@@ -77,3 +77,22 @@ def test_second_run_reuses_everything(demo_run, capsys):
     for path in demo_run.iterdir():
         if path.name in stamps and not path.name.startswith("."):
             assert path.stat().st_mtime_ns == stamps[path.name], f"{path.name} was rewritten"
+
+
+@pytest.mark.parametrize("tensorrt", [False, True], ids=["without-tensorrt", "with-tensorrt"])
+def test_every_demo_step_is_a_valid_command_line(tmp_path, monkeypatch, tensorrt):
+    """The steps parse with the real `fcn-edge` parser, with and without TensorRT present,
+    so the engine branch that no CI machine can run is at least a valid command."""
+    import fcn_edge.demo as demo
+    from fcn_edge.cli.main import build_parser
+
+    monkeypatch.setattr(demo, "is_available", lambda name: tensorrt if name == "tensorrt" else True)
+    steps = demo.demo_steps(demo.DemoConfig(out_dir=tmp_path), tmp_path / "model.pt", tmp_path / "data",
+                            tmp_path / "clip.mp4")
+    parser = build_parser()
+    commands = [parser.parse_args(list(step.argv)).command for step in steps]
+    engines = [step for step in steps if step.argv[0] == "build-engine"]
+    assert len(engines) == (3 if tensorrt else 0)
+    assert commands[:4] == ["export", "quantize", "quantize", "compare"] and commands[-2:] == ["run", "benchmark"]
+    video_model = next(step for step in steps if step.argv[0] == "run").argv[4]
+    assert video_model.endswith("model.int8.engine" if tensorrt else "model.onnx")
