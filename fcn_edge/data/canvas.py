@@ -84,22 +84,24 @@ class Canvas:
     # -- drawing ---------------------------------------------------------------------------
     def fill(self, points, label: int, colour: BGR, grain: float = 0.04, blotch: float = 0.08) -> None:
         """Fill a polygon with a textured colour and set its pixels to ``label``."""
-        found = self.polygon_mask(points)
-        if found is None:
-            return
-        mask, box = found
-        x0, y0, x1, y1 = box
-        np.copyto(self.image[y0:y1, x0:x1], self.texture(box, colour, grain, blotch), where=mask[..., None])
-        np.copyto(self.label[y0:y1, x0:x1], np.uint8(label), where=mask)
+        found = self._paint(points, colour, grain, blotch)
+        if found is not None:
+            mask, (x0, y0, x1, y1) = found
+            np.copyto(self.label[y0:y1, x0:x1], np.uint8(label), where=mask)
 
     def paint(self, points, colour: BGR, grain: float = 0.02, blotch: float = 0.0) -> None:
         """Paint over existing pixels without changing their label (windows, markings, lights)."""
+        self._paint(points, colour, grain, blotch)
+
+    def _paint(self, points, colour: BGR, grain: float, blotch: float):
+        """Texture the polygon's pixels; returns (mask, box) of what it covered, or None."""
         found = self.polygon_mask(points)
         if found is None:
-            return
+            return None
         mask, box = found
         x0, y0, x1, y1 = box
         np.copyto(self.image[y0:y1, x0:x1], self.texture(box, colour, grain, blotch), where=mask[..., None])
+        return found
 
     def shade(self, points, factor: float, feather: float = 0.0) -> None:
         """Multiply the pixels under a polygon by ``factor`` (a shadow); labels stay."""
