@@ -179,25 +179,20 @@ def clock_state(root: Path) -> Tuple[Optional[bool], Tuple[str, ...]]:
     Returns (pinned, notes naming each clock whose floor is below its ceiling); pinned is
     None when no clock could be read.
     """
+    # (label, min file, max file, Hz per MHz): CPU cpufreq counts kHz, GPU devfreq Hz
+    clocks = [(f.parent.name, f / "scaling_min_freq", f / "scaling_max_freq", 1000)
+              for f in sorted((root / "sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq"))]
+    clocks += [(f"GPU {n.name}", n / "min_freq", n / "max_freq", 1_000_000)
+               for n in sorted((root / "sys/class/devfreq").glob("*")) if GPU_DEVFREQ.search(n.name)]
     notes: List[str] = []
     seen = 0
-    cpu_root = root / "sys/devices/system/cpu"
-    for cpufreq in sorted(cpu_root.glob("cpu[0-9]*/cpufreq")):
-        low, high = _read_int(cpufreq / "scaling_min_freq"), _read_int(cpufreq / "scaling_max_freq")
+    for label, low_file, high_file, per_mhz in clocks:
+        low, high = _read_int(low_file), _read_int(high_file)
         if low is None or high is None:
             continue
         seen += 1
         if low < high:
-            notes.append(f"{cpufreq.parent.name}: min {low // 1000} MHz < max {high // 1000} MHz")
-    for node in sorted((root / "sys/class/devfreq").glob("*")):
-        if not GPU_DEVFREQ.search(node.name):
-            continue
-        low, high = _read_int(node / "min_freq"), _read_int(node / "max_freq")
-        if low is None or high is None:
-            continue
-        seen += 1
-        if low < high:
-            notes.append(f"GPU {node.name}: min {low // 1_000_000} MHz < max {high // 1_000_000} MHz")
+            notes.append(f"{label}: min {low // per_mhz} MHz < max {high // per_mhz} MHz")
     if seen == 0:
         return None, ()
     return not notes, tuple(notes)
