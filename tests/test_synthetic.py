@@ -18,6 +18,8 @@ from fcn_edge.data.synthetic import (
 )
 from fcn_edge.evaluate import ConfusionMatrix
 
+from video_fixtures import read_all
+
 SMALL = SyntheticConfig(seed=5, train_images=6, val_images=3, height=96, width=128, clip_seconds=1.0, clip_fps=6)
 FEW = SyntheticConfig(seed=5, train_images=3, val_images=2, height=64, width=80)
 
@@ -91,14 +93,7 @@ def test_clip_moves_pans_and_darkens(tmp_path):
     info = json.loads((video.parent / "clip.json").read_text())
     plan = clip_plan(SMALL)
     assert info["frames"] == plan.frames == 6 and info["fps"] == 6
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames = read_all(video)
     assert len(frames) == 6 and frames[0].shape == (96, 128, 3)
     masks = [cv2.imread(str(video.parent / "masks" / f"{i:06d}.png")) for i in range(6)]
     assert all(m is not None and m.shape == (96, 128, 3) for m in masks)
