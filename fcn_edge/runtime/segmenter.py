@@ -110,23 +110,17 @@ class Segmenter:
         batch, places = self.preprocess(padded)
         t1 = time.perf_counter()
         output, infer = self.backend.infer(batch)
+        pre = (t1 - t0) * 1e3 / n
         results = []
-        decode_total = 0.0
-        decoded = []
         for i in range(n):
             t2 = time.perf_counter()
             mask, confidence = self.decode(output[i], places[i])
-            spent = (time.perf_counter() - t2) * 1e3
-            decode_total += spent
-            decoded.append((mask, confidence, spent))
-        pre = (t1 - t0) * 1e3 / n
-        for mask, confidence, spent in decoded:
             timings = StageTimings(
                 preprocess_ms=pre,
                 h2d_ms=infer.h2d_ms / n,
                 compute_ms=infer.compute_ms / n,
                 d2h_ms=infer.d2h_ms / n,
-                decode_ms=spent,
+                decode_ms=(time.perf_counter() - t2) * 1e3,
             )
             results.append(SegmentationResult(mask, confidence, timings, self.meta))
         return results
