@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from fcn_edge.errors import DataError
 from fcn_edge.meta import ModelMeta
-from fcn_edge.precision.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,8 @@ class CalibrationData:
         skipped: List[Tuple[Path, str]] = []
         frames: List[np.ndarray] = []
         produced = 0
-        progress = progress_bar(len(self.images), self.config.progress, "calibration")
+        progress = tqdm(total=len(self.images), desc="calibration", unit="img", leave=False,
+                        disable=not self.config.progress)
         try:
             for path in self.images:
                 image, why = read_image(path)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+from tqdm import tqdm
 
 from fcn_edge.errors import PrecisionError
 from fcn_edge.meta import ModelMeta, read_onnx_meta
 from fcn_edge.optional import require
-from fcn_edge.precision.progress import progress_bar
 
 PathLike = Union[str, os.PathLike]
 
@@ -139,7 +139,7 @@ def compare_variants(reference: PathLike, variants: Sequence[PathLike], data: Pa
     sum_diff = [0.0 for _ in paths]
     diff_count = [0 for _ in paths]
     logits = [not m.fused_argmax for m in metas]
-    progress = progress_bar(count, config.progress, "compare")
+    progress = tqdm(total=count, desc="compare", unit="img", leave=False, disable=not config.progress)
     for i in range(count):
         sample = dataset[i]
         outputs = []
