@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from fcn_edge.errors import EngineMismatchError, MetaError
-from fcn_edge.meta import ModelMeta, PathLike, read_sidecar, write_sidecar
+from fcn_edge.meta import ModelMeta, PathLike, file_sha256, read_sidecar, write_sidecar
 
 ENGINE_SECTION = "engine"
 ENGINE_SCHEMA_VERSION = 1
@@ -214,15 +214,9 @@ def check_engine_compatible(
 def check_engine_file(engine_path: PathLike, record: "EngineRecord") -> None:
     """Raise :class:`EngineMismatchError` when the engine file is not the one its sidecar
     describes (another build copied over it); costs one SHA-256 of the file."""
-    import hashlib
-
     if not record.engine_sha256:
         return  # written before engine_sha256 was recorded
-    digest = hashlib.sha256()
-    with open(engine_path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != record.engine_sha256:
+    if file_sha256(engine_path) != record.engine_sha256:
         raise EngineMismatchError(
             f"{engine_path}: the engine is not the one its sidecar describes (SHA-256 differs: it was "
             f"replaced after the sidecar was written); {rebuild_hint(record.to_dict())}"
