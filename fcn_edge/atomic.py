@@ -7,12 +7,13 @@ engine, checkpoint, ONNX or image that a later step would half-read.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Iterator, Mapping
 
-PathLike = Union[str, os.PathLike]
+from fcn_edge.paths import PathLike
 
 
 @contextlib.contextmanager
@@ -43,3 +44,9 @@ def write_bytes_atomic(path: PathLike, data: bytes, fsync: bool = False) -> Path
                 handle.flush()
                 os.fsync(handle.fileno())
     return Path(path)
+
+
+def write_json_atomic(path: PathLike, data: Mapping[str, Any]) -> Path:
+    """``data`` as indented JSON into ``path`` atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return write_bytes_atomic(path, text.encode())

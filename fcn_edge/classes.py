@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Tuple
 
 RGB = Tuple[int, int, int]
@@ -65,3 +66,36 @@ DATASETS = {
 def default_palette(num_classes: int) -> Tuple[RGB, ...]:
     """A distinct colour per class for user datasets without their own palette."""
     return _voc_palette(max(num_classes, 1))[:num_classes]
+
+
+@dataclass(frozen=True)
+class ClassList:
+    """Class names and their RGB colours; ``dataset`` names a built-in list ("" otherwise)."""
+
+    names: Tuple[str, ...]
+    palette: Tuple[RGB, ...]
+    dataset: str = ""
+
+
+def resolve_classes(spec: str) -> ClassList:
+    """``--classes``: a built-in list (voc, cityscapes, synthetic), a classes.txt, or a count."""
+    from pathlib import Path
+
+    from fcn_edge.errors import UsageError
+
+    text = str(spec).strip()
+    if text.lower() in DATASETS:
+        names, palette = DATASETS[text.lower()]
+        return ClassList(tuple(names), tuple(palette), text.lower())
+    if Path(text).is_file():
+        from fcn_edge.data.classfile import read_class_file
+
+        names, palette = read_class_file(text)
+        return ClassList(tuple(names), tuple(palette))
+    if text.isdigit() and int(text) > 0:
+        count = int(text)
+        return ClassList(tuple(f"class_{i}" for i in range(count)), default_palette(count))
+    raise UsageError(
+        f"classes {spec!r}: not a built-in list ({', '.join(sorted(DATASETS))}), an existing "
+        "classes.txt, or a positive count"
+    )

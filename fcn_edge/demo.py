@@ -18,8 +18,8 @@ import json
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from fcn_edge.atomic import write_json_atomic
 from fcn_edge.errors import FcnEdgeError
-from fcn_edge.meta import write_json_atomic
 from fcn_edge.optional import install_hint, is_available
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ def demo_steps(config: DemoConfig, checkpoint: Path, dataset: Path, clip: Path) 
     variants = (onnx, fp16, int8)
     steps = [
         Step("export the default model to ONNX, fused variant (uint8 BGR in, class mask out)",
-             ("export", str(checkpoint), "--fuse-preprocess", "--output", "mask", "--max-batch", "4",
-              "--out", str(onnx)),
+             ("export", str(checkpoint), "--fuse-preprocess", "--output-kind", "mask", "--max-batch", "4",
+              "-o", str(onnx)),
              (onnx,), (checkpoint,)),
         Step("FP16 variant (strongly typed TensorRT builds take precision from the ONNX)",
              ("quantize", str(onnx), "--precision", "fp16", "--quiet"), (fp16,), (onnx,)),
@@ -109,18 +109,18 @@ def demo_steps(config: DemoConfig, checkpoint: Path, dataset: Path, clip: Path) 
         for variant in variants:
             engine = variant.with_suffix(".engine")
             steps.append(Step(f"TensorRT engine from {variant.name}",
-                              ("build-engine", str(variant), "--out", str(engine)),
+                              ("build-engine", str(variant), "-o", str(engine)),
                               (engine,), (variant,)))
     video = out / "street_overlay.mp4"
     frames = ("--max-frames", str(config.max_frames)) if config.max_frames else ()
     steps.append(Step("segment the synthetic street clip into an overlay video",
-                      ("run", str(clip), str(video), "--model", str(_runtime_model(onnx, int8)),
-                       "--headless", *frames, "--summary-json", str(out / "video_summary.json")),
+                      ("run", str(clip), "-o", str(video), "--model", str(_runtime_model(onnx, int8)),
+                       "--headless", *frames, "--json", str(out / "video_summary.json")),
                       (video, out / "video_summary.json"), (clip, *variants)))
     bench = ("--iterations", "5", "--warmup", "1") if config.quick else ("--duration", "3")
     steps.append(Step("latency sweep: precision x resolution, with accuracy",
-                      ("benchmark", str(onnx), "--precision", "fp32", "fp16", "int8",
-                       "--shape", *config.sizes, *bench, "--data", str(dataset),
+                      ("benchmark", str(onnx), "--precision", "fp32,fp16,int8",
+                       "--input-size", ",".join(config.sizes), *bench, "--data", str(dataset),
                        "--brief", "--json", str(out / "benchmark.json"), "--csv", str(out / "benchmark.csv"),
                        "--plot", str(out / "benchmark.png")),
                       (out / "benchmark.json", out / "benchmark.csv", out / "benchmark.png"), variants,

@@ -7,6 +7,10 @@ class FcnEdgeError(Exception):
     """Base class of every error fcn-edge raises on purpose."""
 
 
+class UsageError(FcnEdgeError, ValueError):
+    """A value the user typed is malformed: a size, a shape, a choice, a range."""
+
+
 class MissingDependencyError(FcnEdgeError, ImportError):
     """An optional package is not installed; the message says how to install it."""
 

@@ -1,9 +1,12 @@
-"""Where fcn-edge caches what it can regenerate: synthetic data, calibration ranges."""
+"""Path types and where fcn-edge caches what it can regenerate (synthetic data, calibration ranges)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Union
+
+PathLike = Union[str, os.PathLike]
 
 CACHE_ENV = "FCN_EDGE_CACHE"
 

@@ -21,7 +21,7 @@ def write_tiny_onnx(
     import torch
     from torch import nn
 
-    from fcn_edge.meta import meta_for_classes, write_onnx_meta
+    from fcn_edge.artifacts import meta_for_classes, write_onnx_meta
 
     torch.manual_seed(0)
 

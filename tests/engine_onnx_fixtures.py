@@ -18,7 +18,7 @@ from typing import Tuple
 
 import numpy as np
 
-from fcn_edge.meta import ModelMeta, meta_for_classes, write_onnx_meta
+from fcn_edge.artifacts import ModelMeta, meta_for_classes, write_onnx_meta
 
 CLASSES = ("background", "road", "car", "person")
 OPSET = 17

@@ -13,7 +13,7 @@ from typing import List
 import cv2
 import numpy as np
 
-from fcn_edge.meta import MASK_NAME, meta_for_classes, write_onnx_meta
+from fcn_edge.artifacts import MASK_NAME, meta_for_classes, write_onnx_meta
 
 NUM_CLASSES = 4
 SIZE = (32, 48)  # (height, width)

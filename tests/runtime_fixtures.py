@@ -69,7 +69,7 @@ def make_onnx(directory: Path, variant: str = "unfused", resize_mode: str = "str
     import onnx
     import torch
 
-    from fcn_edge.meta import meta_for_classes, write_onnx_meta
+    from fcn_edge.artifacts import meta_for_classes, write_onnx_meta
 
     names = [f"class{i}" for i in range(NUM_CLASSES)]
     base = meta_for_classes("tiny-fcn", names, input_size=input_size, resize_mode=resize_mode,
@@ -104,7 +104,7 @@ def save_checkpoint(directory: Path, seed: int = 0) -> Path:
     """A plain ``{"state_dict", "meta"}`` checkpoint of the same tiny net (for the torch backend)."""
     import torch
 
-    from fcn_edge.meta import meta_for_classes
+    from fcn_edge.artifacts import meta_for_classes
 
     names = [f"class{i}" for i in range(NUM_CLASSES)]
     meta = meta_for_classes("tiny-fcn", names, input_size=INPUT_SIZE, min_size=(16, 16), max_size=(256, 256))

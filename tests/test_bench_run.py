@@ -15,7 +15,7 @@ from fcn_edge.bench.runner import END_TO_END, STAGES, BenchmarkError, RunConfig,
 from fcn_edge.bench.schema import REPORT_SCHEMA, schema_errors
 from fcn_edge.bench.sweep import Accuracy, run_sweep
 from fcn_edge.bench.sysinfo import collect_system_info
-from fcn_edge.bench.variants import Variant, expand_models, expand_variants, parse_size, precision_sibling
+from fcn_edge.bench.variants import Variant, expand_models, expand_variants, precision_sibling
 from fcn_edge.errors import FcnEdgeError
 
 pytest.importorskip("onnxruntime")
@@ -163,11 +163,7 @@ def test_sizes_outside_the_model_range_are_refused(tiny, system):
         run_sweep([Variant(tiny, input_size=(512, 512))], 1, FAST, system)
 
 
-def test_parse_size_and_precision_siblings(tiny, tmp_path):
-    assert parse_size("256x320") == (256, 320) and parse_size(" 7X9 ") == (7, 9)
-    for bad in ("256", "0x3", "axb", "256*320"):
-        with pytest.raises(BenchmarkError, match="HEIGHTxWIDTH"):
-            parse_size(bad)
+def test_precision_siblings(tiny, tmp_path):
     base = write_tiny_onnx(tmp_path / "m.onnx")
     int8 = write_tiny_onnx(tmp_path / "m.int8.onnx", precision="int8")  # same graph, labelled int8
     assert precision_sibling(int8, "fp32") == base
@@ -183,7 +179,7 @@ def test_cli_end_to_end(tiny, tmp_path, capsys):
 
     int8 = write_tiny_onnx(tiny.with_name("tiny.int8.onnx"), precision="int8")
     out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
-    code = main(["benchmark", str(tiny), "--precision", "fp32", "int8", "--shape", "48x64", "32x48",
+    code = main(["benchmark", str(tiny), "--precision", "fp32,int8", "--input-size", "48x64,32x48",
                  "--batch", "2", "--iterations", "4", "--warmup", "1", "--frame-size", "30x40",
                  "--json", str(out_json), "--csv", str(out_csv), "--plot", str(out_png)])
     printed = capsys.readouterr().out
@@ -212,11 +208,13 @@ def test_cli_json_to_stdout_and_bad_arguments(tiny, capsys, tmp_path):
     captured = capsys.readouterr()
     assert schema_errors(json.loads(captured.out)) == []  # stdout holds the JSON only
     assert "Summary" in captured.err
-    assert main(["benchmark", str(tiny), "--shape", "48by64"]) == 2
-    assert "HEIGHTxWIDTH" in capsys.readouterr().err
-    assert main(["benchmark", str(tiny), "--batch", "0"]) == 2
-    with pytest.raises(SystemExit):
-        main(["benchmark", str(tiny), "--iterations", "3", "--duration", "1"])
+    for bad, message in ((["--input-size", "48by64"], "HEIGHTxWIDTH"), (["--batch", "0"], "positive integer"),
+                         (["--iterations", "3", "--duration", "1"], "not allowed with")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["benchmark", str(tiny), *bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "usage: fcn-edge benchmark" in err  # the subcommand's usage
 
 
 def test_timing_clocks_follow_the_backend():
@@ -238,9 +236,9 @@ def test_accuracy_through_fcn_edge_evaluate(tiny, system, tmp_path):
     """Masks labelled by the model itself at 48x64 score 100% at 48x64, through the real evaluator."""
     pytest.importorskip("fcn_edge.evaluate")
     from bench_fixtures import CLASSES
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.data import open_dataset, write_image, write_label_png
     from fcn_edge.data.classfile import write_class_file
-    from fcn_edge.meta import read_onnx_meta
     from fcn_edge.runtime import load_segmenter
 
     palette = read_onnx_meta(tiny).palette

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from fcn_edge.artifacts import read_onnx_meta
 from fcn_edge.cli.main import main
-from fcn_edge.meta import read_onnx_meta
 
 from video_fixtures import read_all
 
@@ -23,7 +23,7 @@ def demo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FCN_EDGE_CACHE", str(tmp_path_factory.mktemp("cache")))
-        assert main(["demo", "--quick", "--out", str(out)]) == 0
+        assert main(["demo", "--quick", "-o", str(out)]) == 0
         yield out
 
 
@@ -71,7 +71,7 @@ def test_benchmark_outputs(demo_run):
 def test_second_run_reuses_everything(demo_run, capsys):
     stamps = {p.name: p.stat().st_mtime_ns for p in demo_run.iterdir()}
     capsys.readouterr()
-    assert main(["demo", "--quick", "--out", str(demo_run)]) == 0
+    assert main(["demo", "--quick", "-o", str(demo_run)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("up to date: reusing") == printed.count("$ fcn-edge ") >= 6
     for path in demo_run.iterdir():
@@ -94,5 +94,5 @@ def test_every_demo_step_is_a_valid_command_line(tmp_path, monkeypatch, tensorrt
     engines = [step for step in steps if step.argv[0] == "build-engine"]
     assert len(engines) == (3 if tensorrt else 0)
     assert commands[:4] == ["export", "quantize", "quantize", "compare"] and commands[-2:] == ["run", "benchmark"]
-    video_model = next(step for step in steps if step.argv[0] == "run").argv[4]
+    video_model = next(step for step in steps if step.argv[0] == "run").argv[5]
     assert video_model.endswith("model.int8.engine" if tensorrt else "model.onnx")

@@ -18,11 +18,11 @@ import pytest
 
 from engine_onnx_fixtures import make_tiny_onnx
 from fake_tensorrt import FakeDevice, fake_plan, make_fake_tensorrt
+from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
 from fcn_edge.engine.artifact import write_engine
 from fcn_edge.engine.build import build_engine, run_build
 from fcn_edge.engine.capabilities import probe
 from fcn_edge.engine.config import BuildConfig, ShapeOverrides, parse_shape_arguments
-from fcn_edge.engine.sidecar import check_engine_compatible, read_engine_sidecar
 from fcn_edge.engine.summary import summarize_engine
 from fcn_edge.errors import EngineBuildError, EngineMismatchError, MissingDependencyError
 from trt_usage import load_surfaces
@@ -353,7 +353,7 @@ def test_missing_tensorrt_gives_one_clear_error(onnx_dir, monkeypatch):
 
 
 def test_engine_file_is_checked_against_its_sidecar(onnx_dir, tmp_path):
-    from fcn_edge.engine.sidecar import check_engine_file
+    from fcn_edge.artifacts import check_engine_file
 
     result, _, _ = build(onnx_dir / "tiny_fp16.onnx", "10.3.0")
     engine, _ = write_engine(tmp_path / "m.engine", result)

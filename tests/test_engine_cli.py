@@ -96,7 +96,7 @@ def test_info_onnx(capsys, models):
     out = capsys.readouterr().out
     assert "graph precision   int8" in out and "Q/DQ nodes" in out
     assert "input             input: float32 ?x3x?x?" in out and "classes           4" in out
-    assert main(["info", str(models["fused"]), "--json"]) == 0
+    assert main(["info", str(models["fused"]), "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["inputs"][0]["dtype"] == "uint8" and data["meta"]["input_layout"] == "NHWC"
 

@@ -103,10 +103,10 @@ def test_engine_matches_onnx_runtime(trt, device, models, variant, precision, at
 
 
 def test_sidecar_and_compatibility_on_this_machine(trt, device, models, tmp_path):
+    from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
     from fcn_edge.engine.artifact import write_engine
     from fcn_edge.engine.build import run_build
     from fcn_edge.engine.config import BuildConfig
-    from fcn_edge.engine.sidecar import check_engine_compatible, read_engine_sidecar
     from fcn_edge.engine.summary import summarize_engine
     from fcn_edge.errors import EngineMismatchError
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from fcn_edge.artifacts import meta_for_dataset
 from fcn_edge.classes import SYNTHETIC_CLASSES
 from fcn_edge.data import open_dataset
 from fcn_edge.data.synthetic import SyntheticConfig, generate_dataset
 from fcn_edge.errors import DataError
 from fcn_edge.evaluate import FramePredictor, evaluate_dataset
-from fcn_edge.meta import meta_for_dataset
 
 TINY = SyntheticConfig(seed=11, train_images=2, val_images=4, height=48, width=64)
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
+from fcn_edge.artifacts import file_sha256, meta_for_classes, meta_for_dataset, read_onnx_meta
 from fcn_edge.errors import ExportError
 from fcn_edge.export import ExportConfig, export_checkpoint, export_model, exported_meta
-from fcn_edge.meta import file_sha256, meta_for_classes, meta_for_dataset, read_onnx_meta
 from fcn_edge.models import build_model
 from fcn_edge.models.checkpoint import save_checkpoint
 from fcn_edge.runtime.preprocess import Preprocessor

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from fcn_edge.artifacts import file_sha256, meta_for_classes, read_onnx_meta
 from fcn_edge.cli.main import main
-from fcn_edge.meta import file_sha256, meta_for_classes, read_onnx_meta
 from fcn_edge.models import build_model
 from fcn_edge.models.checkpoint import save_checkpoint
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 def test_export_registry_model_prints_what_it_wrote(tmp_path, capsys):
     out = tmp_path / "r18.onnx"
-    code = main(["export", "fcn8s_resnet18", "--input-size", "64x96", "--num-classes", "3", "--out", str(out)])
+    code = main(["export", "fcn8s_resnet18", "--input-size", "64x96", "--classes", "3", "-o", str(out)])
     text = capsys.readouterr().out
     assert code == 0 and out.is_file()
     assert f"wrote {out}" in text and "opset 17" in text
@@ -33,8 +33,8 @@ def test_export_checkpoint_fused_mask_json(tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "m.pt", build_model("fcn16s_resnet18", 4),
                            meta_for_classes("fcn16s_resnet18", "abcd", input_size=(48, 64)))
     out = tmp_path / "m.onnx"
-    code = main(["export", str(ckpt), "--fuse-preprocess", "--output", "mask", "--mask-dtype", "int32",
-                 "--fixed-shape", "--out", str(out), "--json"])
+    code = main(["export", str(ckpt), "--fuse-preprocess", "--output-kind", "mask", "--mask-dtype", "int32",
+                 "--fixed-shape", "-o", str(out), "--json", "-"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["input_shape"] == [1, 48, 64, 3] and report["output_shape"] == [1, 48, 64]
@@ -46,7 +46,7 @@ def test_export_checkpoint_fused_mask_json(tmp_path, capsys):
 def test_bad_checkpoint_is_one_line_error(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
-    assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert main(["export", str(bad), "-o", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fcn-edge export: error: ") and "bad.pt" in err
     assert not (tmp_path / "x.onnx").exists()

@@ -12,8 +12,8 @@ from typing import Dict, Tuple
 import pytest
 import torch
 
+from fcn_edge.artifacts import file_sha256, meta_for_classes
 from fcn_edge.errors import CheckpointError
-from fcn_edge.meta import file_sha256, meta_for_classes
 from fcn_edge.models import build_model
 from fcn_edge.models.checkpoint import (
     CAFFE_MEAN_BGR,

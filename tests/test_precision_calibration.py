@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
+from fcn_edge.artifacts import meta_for_classes
 from fcn_edge.errors import DataError
-from fcn_edge.meta import meta_for_classes
 from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData, list_calibration_images
 from fcn_edge.runtime.preprocess import Preprocessor
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from fcn_edge.artifacts import read_onnx_meta
 from fcn_edge.cli.main import main
-from fcn_edge.meta import read_onnx_meta
 
 from precision_models import make_dataset, make_images, make_tiny_onnx
 

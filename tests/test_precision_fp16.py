@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
+from fcn_edge.artifacts import read_onnx_meta
 from fcn_edge.errors import PrecisionError
-from fcn_edge.meta import read_onnx_meta
 from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData
 from fcn_edge.precision.fp16 import FP16Config, convert_fp16
 

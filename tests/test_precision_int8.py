@@ -6,8 +6,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from fcn_edge.artifacts import read_onnx_meta
 from fcn_edge.errors import DataError, PrecisionError
-from fcn_edge.meta import read_onnx_meta
 from fcn_edge.precision.calibration import CalibrationData, CalibrationConfig
 from fcn_edge.precision.quantize import QuantizeConfig, quantize_int8
 

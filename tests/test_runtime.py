@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fcn_edge.artifacts import meta_for_classes
 from fcn_edge.errors import FcnEdgeError, MetaError, RuntimeInputError
-from fcn_edge.meta import meta_for_classes
 from fcn_edge.runtime import (
     DecodeConfig, Decoder, Placement, RenderConfig, Renderer, class_shares, load_segmenter, palette_lut,
 )
@@ -142,7 +142,7 @@ def test_letterbox_variants_agree_and_fit_the_frame(models, size):
 
 def test_onnxruntime_matches_pytorch(models):
     torch = pytest.importorskip("torch")
-    from fcn_edge.meta import read_onnx_meta
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.runtime import Segmenter
     from fcn_edge.runtime.torch_backend import TorchBackend
 
@@ -163,7 +163,7 @@ def test_torch_on_cuda_matches_onnxruntime(models):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU for torch")
-    from fcn_edge.meta import read_onnx_meta
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.runtime import Segmenter
     from fcn_edge.runtime.torch_backend import TorchBackend
 
@@ -252,7 +252,7 @@ def test_bad_model_paths(tmp_path, models):
         load_segmenter(tmp_path / "missing.onnx")
     odd = tmp_path / "model.bin"
     odd.write_bytes(b"x")
-    with pytest.raises(MetaError, match="suffix"):
+    with pytest.raises(MetaError, match="model.bin: this is a file of unknown format, not a TensorRT engine"):
         load_segmenter(odd)
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx file")
@@ -273,7 +273,7 @@ def _has_cuda_ep() -> bool:
 
 def test_onnx_without_meta_or_with_wrong_meta_says_how_to_fix(tmp_path, models):
     onnx = pytest.importorskip("onnx")
-    from fcn_edge.meta import read_onnx_meta, write_onnx_meta
+    from fcn_edge.artifacts import read_onnx_meta, write_onnx_meta
 
     proto = onnx.load(str(models["unfused"]))
     del proto.metadata_props[:]
@@ -305,10 +305,10 @@ def test_default_architecture_variants_agree_across_backends(tmp_path):
     """The default model (or its architecture with seeded weights): PyTorch, unfused ORT and
     fused ORT give the same masks on 640x480 frames."""
     pytest.importorskip("torch")
+    from fcn_edge.artifacts import meta_for_dataset
     from fcn_edge.errors import FcnEdgeError
     from fcn_edge.export.config import ExportConfig
     from fcn_edge.export.exporter import export_checkpoint
-    from fcn_edge.meta import meta_for_dataset
     from fcn_edge.models.checkpoint import save_checkpoint
     from fcn_edge.models.registry import build_model
 

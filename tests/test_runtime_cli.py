@@ -27,7 +27,7 @@ def test_segment_folder_writes_pictures_masks_and_json(tmp_path, fused_model, ca
     cv2.imwrite(str(images / "b.jpg"), sample_frame(90, 200, seed=2))
     (images / "notes.txt").write_text("not an image")
     out = tmp_path / "out"
-    code = main(["segment", str(images), "--model", str(fused_model), "--out", str(out), "--mode", "both",
+    code = main(["segment", str(images), "--model", str(fused_model), "-o", str(out), "--visualize", "both",
                  "--save-mask", "--batch", "2", "--ignore-class", "class0", "--json", str(tmp_path / "r.json")])
     assert code == 0
     both = cv2.imread(str(out / "b.both.png"))
@@ -44,10 +44,10 @@ def test_segment_folder_writes_pictures_masks_and_json(tmp_path, fused_model, ca
 def test_segment_errors_are_one_line(tmp_path, fused_model, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
-    assert main(["segment", str(bad), "--model", str(fused_model), "--out", str(tmp_path / "o")]) == 2
+    assert main(["segment", str(bad), "--model", str(fused_model), "-o", str(tmp_path / "o")]) == 2
     assert "bad.png: not a readable image" in capsys.readouterr().err
-    assert main(["segment", str(tmp_path / "nope"), "--model", str(fused_model), "--out", str(tmp_path / "o")]) == 2
-    assert main(["segment", str(tmp_path), "--model", str(fused_model), "--out", str(tmp_path / "o"),
+    assert main(["segment", str(tmp_path / "nope"), "--model", str(fused_model), "-o", str(tmp_path / "o")]) == 2
+    assert main(["segment", str(tmp_path), "--model", str(fused_model), "-o", str(tmp_path / "o"),
                  "--filter-mode", "linear"]) == 2
     err = capsys.readouterr().err
     assert "no such image" in err and "filter_mode='point'" in err

@@ -45,7 +45,7 @@ needs_trt = pytest.mark.skipif(not _trt_available(), reason="needs TensorRT, pyc
 
 # -- sidecar checks: run everywhere -----------------------------------------------------------
 def _record(trt_version="10.3.0", gpu="Orin", cc="8.7"):
-    from fcn_edge.engine.sidecar import EngineRecord
+    from fcn_edge.artifacts import EngineRecord
 
     return EngineRecord(tensorrt_version=trt_version, gpu_name=gpu, compute_capability=cc, precision="fp16",
                         typing="strong", flags=(), profiles=(), onnx_path="m.onnx", onnx_sha256="",
@@ -54,8 +54,8 @@ def _record(trt_version="10.3.0", gpu="Orin", cc="8.7"):
 
 
 def _engine_with_sidecar(tmp_path: Path, record) -> Path:
-    from fcn_edge.engine.sidecar import write_engine_sidecar
-    from fcn_edge.meta import meta_for_dataset
+    from fcn_edge.artifacts import write_engine_sidecar
+    from fcn_edge.artifacts import meta_for_dataset
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0" * 16)
@@ -108,7 +108,7 @@ def test_dtype_table_covers_segmentation_outputs():
             self.name = name
 
     assert numpy_dtype(DT("HALF")) == np.float16 and numpy_dtype(DT("UINT8")) == np.uint8
-    with pytest.raises(MetaError, match="FP8"):
+    with pytest.raises(MetaError, match="float8"):
         numpy_dtype(DT("FP8"))
 
 
@@ -258,7 +258,7 @@ class FakeContext:
 
 
 def _fake_backend(cuda_graph=False):
-    from fcn_edge.meta import meta_for_classes
+    from fcn_edge.artifacts import meta_for_classes
     from fcn_edge.runtime.cuda_buffers import CudaContext
     from fcn_edge.runtime.trt_backend import TrtBackend
 
@@ -306,7 +306,7 @@ def test_trt_backend_flow_on_gpu_with_fake_tensorrt(cuda_graph):
 @needs_gpu
 @pytest.mark.gpu
 def test_trt_backend_refuses_undeserialisable_engine():
-    from fcn_edge.meta import meta_for_classes
+    from fcn_edge.artifacts import meta_for_classes
     from fcn_edge.runtime.cuda_buffers import CudaContext
     from fcn_edge.runtime.trt_backend import TrtBackend
 

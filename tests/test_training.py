@@ -97,7 +97,7 @@ def test_train_command_runs_and_copies_the_model(tiny_data, tmp_path, capsys):
     from fcn_edge.cli.main import main
 
     target = tmp_path / "weights" / "model.pt"
-    code = main(["train", "--data", str(tiny_data), "--iters", "2", "--batch-size", "2", "--input-size", "64x80",
+    code = main(["train", "--data", str(tiny_data), "--iters", "2", "--batch", "2", "--input-size", "64x80",
                  "--crop-size", "0x0", "--val-every", "100", "--out", str(tmp_path / "run"), "--save-to", str(target),
                  "--quiet"])
     assert code == 0 and target.is_file()

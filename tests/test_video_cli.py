@@ -27,9 +27,9 @@ def assets(tmp_path_factory):
 def test_run_writes_every_frame(assets, tmp_path, capsys):
     out = tmp_path / "seg.mp4"
     summary_json = tmp_path / "summary.json"
-    rc = main(["run", str(assets["clip"]), str(out), "--model", str(assets["onnx"]), "--headless",
+    rc = main(["run", str(assets["clip"]), "-o", str(out), "--model", str(assets["onnx"]), "--headless",
                "--visualize", "both", "--alpha", "200", "--filter-mode", "point", "--ignore-class", "background",
-               "--summary-json", str(summary_json)])
+               "--json", str(summary_json)])
     assert rc == 0
     summary = json.loads(summary_json.read_text())
     assert summary["frames_in"] == summary["frames_out"] == 20 and summary["dropped"] == 0
@@ -40,7 +40,7 @@ def test_run_writes_every_frame(assets, tmp_path, capsys):
 
 def test_run_options_image_folder_sequential_smoothing(assets, tmp_path):
     out = tmp_path / "frames"
-    rc = main(["run", str(assets["clip"]), str(out) + "/", "--model", str(assets["fused"]), "--headless",
+    rc = main(["run", str(assets["clip"]), "-o", str(out) + "/", "--model", str(assets["fused"]), "--headless",
                "--max-frames", "7", "--sequential", "--smooth", "0.5", "--no-stats", "--visualize", "mask"])
     assert rc == 0
     assert len(list(out.glob("*.jpg"))) == 7
@@ -55,9 +55,9 @@ def test_headless_without_output_discards(assets, capsys):
     (["ftp://host/x.mp4"], "unknown URI scheme 'ftp://'"),
     (["{missing}"], "no such file or directory"),
     (["{broken}"], "broken.mp4: "),
-    (["{clip}", "out.wav"], "cannot tell what to write from the extension '.wav'"),
-    (["{clip}", "null", "--ignore-class", "sky"], "'sky' is not a class of this model"),
-    (["{clip}", "null", "--filter-mode", "linear", "--model", "{fused}"], "filter_mode='linear' has no scores"),
+    (["{clip}", "-o", "out.wav"], "cannot tell what to write from the extension '.wav'"),
+    (["{clip}", "-o", "null", "--ignore-class", "sky"], "'sky' is not a class of this model"),
+    (["{clip}", "-o", "null", "--filter-mode", "linear", "--model", "{fused}"], "filter_mode='linear' has no scores"),
 ])
 def test_clear_errors(assets, tmp_path, capsys, argv, message):
     broken = tmp_path / "broken.mp4"
@@ -86,8 +86,8 @@ def test_signal_finalises_a_playable_video(assets, tmp_path, signum):
     out = tmp_path / "interrupted.mp4"
     summary_json = tmp_path / "summary.json"
     proc = subprocess.Popen(
-        FCN_EDGE + ["run", str(clip), str(out), "--model", str(assets["onnx"]), "--headless",
-                    "--threads", "1", "--summary-json", str(summary_json)],
+        FCN_EDGE + ["run", str(clip), "-o", str(out), "--model", str(assets["onnx"]), "--headless",
+                    "--threads", "1", "--json", str(summary_json)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60

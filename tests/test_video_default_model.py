@@ -31,8 +31,8 @@ def test_default_model_on_the_synthetic_clip(default_onnx, clip, tmp_path):
     out = tmp_path / "street_seg.mp4"
     masks = tmp_path / "masks"
     summary_json = tmp_path / "summary.json"
-    rc = main(["run", str(clip), str(out), "--model", str(default_onnx), "--headless", "--max-frames", str(FRAMES),
-               "--summary-json", str(summary_json)])
+    rc = main(["run", str(clip), "-o", str(out), "--model", str(default_onnx), "--headless", "--max-frames", str(FRAMES),
+               "--json", str(summary_json)])
     assert rc == 0
     summary = json.loads(summary_json.read_text())
     assert summary["frames_in"] == summary["frames_out"] == FRAMES and summary["dropped"] == 0
@@ -40,11 +40,11 @@ def test_default_model_on_the_synthetic_clip(default_onnx, clip, tmp_path):
     assert len(frames) == FRAMES and frames[0].shape == (480, 640, 3)
 
     # the masks themselves, as an image sequence of class colours, against the ground truth
-    rc = main(["run", str(clip), str(masks / "%03d.png"), "--model", str(default_onnx), "--headless",
+    rc = main(["run", str(clip), "-o", str(masks / "%03d.png"), "--model", str(default_onnx), "--headless",
                "--max-frames", "6", "--visualize", "mask", "--no-stats", "--filter-mode", "point"])
     assert rc == 0
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.data.images import colours_to_indices, read_label_png
-    from fcn_edge.meta import read_onnx_meta
 
     palette = read_onnx_meta(default_onnx).palette
     agree = []

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from fcn_edge.meta import ModelMeta, meta_for_classes
+from fcn_edge.artifacts import ModelMeta, meta_for_classes
 
 NUM_CLASSES = 3
 INPUT_SIZE = (32, 40)
@@ -47,7 +47,7 @@ def make_tiny_onnx(directory: Path, fused: bool = False) -> Path:
     import torch
     from torch import nn
 
-    from fcn_edge.meta import write_onnx_meta
+    from fcn_edge.artifacts import write_onnx_meta
 
     torch.manual_seed(0)
 

@@ -60,7 +60,7 @@ def ort_latencies(paths, runs, warmup, threads):
     """Median ms per model, the models taking turns run by run (fair under machine load)."""
     import onnxruntime as ort
 
-    from fcn_edge.meta import read_onnx_meta
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.precision.compare import time_sessions
 
     options = ort.SessionOptions()

@@ -105,7 +105,7 @@ DEFAULT_ARCH, DEFAULT_DATASET, DEFAULT_INPUT = "fcn8s_mobilenetv3", "synthetic",
 
 
 def random_checkpoint(arch: str, workdir: Path, input_size: Tuple[int, int], dataset: str = "voc") -> Path:
-    from fcn_edge.meta import meta_for_dataset
+    from fcn_edge.artifacts import meta_for_dataset
     from fcn_edge.models.checkpoint import save_checkpoint
     from fcn_edge.models.registry import build_model
 

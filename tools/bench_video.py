@@ -32,10 +32,12 @@ def _model_path(args, workdir: Path) -> Path:
     if args.model:
         return Path(args.model)
     if args.export_architecture:
+        from fcn_edge.classes import resolve_classes
         from fcn_edge.export import export_architecture  # torch: tools may use it
 
         out = workdir / f"{args.export_architecture}.onnx"
-        export_architecture(args.export_architecture, out, dataset="synthetic" if _has_dataset("synthetic") else "voc")
+        classes = resolve_classes("synthetic" if _has_dataset("synthetic") else "voc")
+        export_architecture(args.export_architecture, out, classes=classes)
         return out
     try:
         from fcn_edge import weights
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         model = _model_path(args, workdir)
         clip = _clip(args)
-        from fcn_edge.meta import read_onnx_meta
+        from fcn_edge.artifacts import read_onnx_meta
 
         fused = model.suffix == ".onnx" and read_onnx_meta(model).fused_argmax
         decode = DecodeConfig(args.filter_mode, confidence=not fused)

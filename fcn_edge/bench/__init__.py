@@ -9,11 +9,11 @@ from fcn_edge.bench.runner import BenchmarkError, RunConfig, RunResult, run_benc
 from fcn_edge.bench.stats import LatencyStats, instability_warning, summarize
 from fcn_edge.bench.sweep import Accuracy, BenchReport, VariantResult, benchmark_variant, run_sweep
 from fcn_edge.bench.sysinfo import JetsonInfo, SystemInfo, collect_system_info
-from fcn_edge.bench.variants import Variant, expand_models, expand_variants, parse_size
+from fcn_edge.bench.variants import Variant, expand_models, expand_variants
 
 __all__ = [
     "Accuracy", "BenchReport", "BenchmarkError", "JetsonInfo", "LatencyStats", "RunConfig", "RunResult",
     "SystemInfo", "Variant", "VariantResult", "benchmark_variant", "collect_system_info",
-    "expand_models", "expand_variants", "instability_warning", "parse_size", "run_benchmark",
+    "expand_models", "expand_variants", "instability_warning", "run_benchmark",
     "run_sweep", "summarize", "synthetic_frames",
 ]

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List
 
+from fcn_edge.artifacts.variants import split_variant
 from fcn_edge.bench.runner import STAGES
 from fcn_edge.bench.sweep import BenchReport
 from fcn_edge.errors import FcnEdgeError
@@ -27,21 +28,13 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 def _precision_tags(report: BenchReport) -> List[str]:
     """The file's own precision tag (model.int8-ort.onnx -> int8-ort), else the meta's."""
-    from fcn_edge.bench.variants import PRECISION_SUFFIX
-
-    tags = []
-    for v in report.variants:
-        found = PRECISION_SUFFIX.search(Path(v.model).stem)
-        tags.append(found.group(1) if found else v.precision)
-    return tags
+    return [split_variant(v.model)[1] or v.precision for v in report.variants]
 
 
 def _unique_labels(report: BenchReport) -> List[str]:
     """'fp16 256x320', naming the model and backend only when the report has several."""
-    from fcn_edge.bench.variants import PRECISION_SUFFIX
-
     tags = _precision_tags(report)
-    bases = [PRECISION_SUFFIX.sub("", Path(v.model).stem) for v in report.variants]
+    bases = [split_variant(v.model)[0] for v in report.variants]
     several_models = len(set(bases)) > 1
     several_backends = len({v.backend for v in report.variants}) > 1
     labels = []

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import List, Sequence
 
+from fcn_edge.atomic import write_json_atomic
 from fcn_edge.bench.runner import END_TO_END, STAGES, RunResult
 from fcn_edge.bench.sweep import BenchReport, VariantResult
-from fcn_edge.meta import write_json_atomic
 
 STAT_COLUMNS = ("mean", "min", "max", "p50", "p90", "p95", "p99")
 

@@ -7,17 +7,14 @@ the FP32 file, so ``--precision fp32 fp16 int8`` on ``model.onnx`` finds them by
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from fcn_edge.artifacts.shapes import Size
+from fcn_edge.artifacts.variants import split_variant, variant_path
 from fcn_edge.bench.runner import BenchmarkError
 
-Size = Tuple[int, int]
-PRECISION_SUFFIX = re.compile(r"\.(fp32|fp16|int8|int8-ort)$")
-# int8-ort: `fcn-edge quantize --target onnxruntime` (uint8 activations, fast on ORT CPU)
-PRECISIONS = ("fp32", "fp16", "int8", "int8-ort")
 
 
 @dataclass(frozen=True)
@@ -37,28 +34,20 @@ class Variant:
         return f"{self.model.name}{size}{backend}"
 
 
-def parse_size(text: str) -> Size:
-    """'256x320' (height x width) -> (256, 320)."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise BenchmarkError(f"size {text!r} is not HEIGHTxWIDTH with positive numbers, e.g. 256x320")
-    return int(match.group(1)), int(match.group(2))
-
-
 def precision_sibling(model: Path, precision: str) -> Path:
-    """``model.onnx`` -> ``model.int8.onnx`` (and back to ``model.onnx`` for fp32)."""
-    stem = PRECISION_SUFFIX.sub("", model.stem)
-    suffix = model.suffix
-    name = f"{stem}{suffix}" if precision == "fp32" else f"{stem}.{precision}{suffix}"
-    candidate = model.with_name(name)
+    """The ``precision`` variant beside ``model`` (``model.int8.onnx``), named as
+    :func:`fcn_edge.artifacts.variant_path` names it; ``model.fp32.onnx`` also counts as fp32."""
+    candidate = variant_path(model, precision)
     if precision == "fp32" and not candidate.is_file():
-        fp32 = model.with_name(f"{stem}.fp32{suffix}")
-        if fp32.is_file():
-            return fp32
+        stem, _, suffix = split_variant(model)
+        explicit = model.with_name(f"{stem}.fp32{suffix}")
+        if explicit.is_file():
+            return explicit
     if not candidate.is_file():
+        base = variant_path(model, "fp32")
         target = " --target onnxruntime" if precision == "int8-ort" else ""
-        make = (f"fcn-edge quantize {model.with_name(stem + suffix)} --precision {precision.split('-')[0]}{target}"
-                if suffix == ".onnx" else "build it from the matching ONNX variant")
+        make = (f"fcn-edge quantize {base} --precision {precision.split('-')[0]}{target}"
+                if base.suffix == ".onnx" else "build it from the matching ONNX variant")
         raise BenchmarkError(f"{candidate}: no {precision} variant of {model.name} found; {make}")
     return candidate
 

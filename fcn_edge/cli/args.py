@@ -1,76 +1,241 @@
-"""Argument types and model/class resolution shared by the subcommands.
+"""The CLI's vocabulary: every flag that more than one subcommand takes is added here, once.
 
-Network sizes are HEIGHTxWIDTH everywhere (as ModelMeta stores them); only camera sizes
-are WIDTHxHEIGHT, the way cameras are described. ``--alpha`` is 0-255 in every command,
-as in jetson-inference's segnet.
+One spelling per flag and one meaning per spelling, in every subcommand (README, "The
+vocabulary"): commands that work on a model take it as their first positional argument;
+commands that work on inputs (``segment``, ``run``) take the inputs as positionals and the
+model as ``--model``. The output is ``-o/--out``; a network size is ``--input-size HxW``;
+lists are comma-separated (``--providers cuda,cpu``); ``--json FILE`` writes JSON (``-``:
+stdout). Network and frame sizes are HEIGHTxWIDTH; only ``--camera-size`` is WIDTHxHEIGHT,
+the way cameras are described. ``--alpha`` is 0-255 as in jetson-inference's segnet.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
-from fcn_edge.errors import FcnEdgeError
+from fcn_edge.artifacts.shapes import parse_hw
+from fcn_edge.errors import UsageError
+
+BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
+VISUALIZE_CHOICES = ("overlay", "mask", "both")
+FILTER_MODES = ("point", "linear")
+DEFAULT_ALPHA = 150
 
 
-def _two_ints(text: str, what: str, example: str, smallest: int = 1) -> Tuple[int, int]:
-    try:
-        a, b = (int(v) for v in text.lower().replace(",", "x").split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what} such as {example}, got {text!r}") from None
-    if a < smallest or b < smallest:
-        raise argparse.ArgumentTypeError(f"size must be at least {smallest}x{smallest}, got {text!r}")
-    return a, b
+# -- argument types: each raises ArgumentTypeError, which argparse prints with the usage -----
+def _typed(parse: Callable[[str], object]) -> Callable[[str], object]:
+    def convert(text: str):
+        try:
+            return parse(text)
+        except (UsageError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
 
 
 def size_hw(text: str) -> Tuple[int, int]:
-    """'256x320' (HEIGHTxWIDTH) -> (256, 320): network input sizes."""
-    return _two_ints(text, "HEIGHTxWIDTH", "256x320")
+    """'256x320' (HEIGHTxWIDTH) -> (256, 320)."""
+    return _typed(lambda t: parse_hw(t))(text)  # type: ignore[return-value]
 
 
-def crop_size_hw(text: str) -> Tuple[int, int]:
-    """Like :func:`size_hw`, but '0x0' is allowed: no crop, the whole input."""
-    return _two_ints(text, "HEIGHTxWIDTH", "128x160", smallest=0)
+def size_hw_or_zero(text: str) -> Tuple[int, int]:
+    """Like :func:`size_hw`, but '0x0' is allowed (training: no crop, the whole input)."""
+    return _typed(lambda t: parse_hw(t, smallest=0))(text)  # type: ignore[return-value]
+
+
+def size_hw_list(text: str) -> List[Tuple[int, int]]:
+    """'256x320,384x480' -> [(256, 320), (384, 480)]."""
+    return [size_hw(item) for item in comma_items(text)]
 
 
 def camera_size_wh(text: str) -> Tuple[int, int]:
     """'1280x720' (WIDTHxHEIGHT, as cameras are described) -> (height, width)."""
-    w, h = _two_ints(text, "WIDTHxHEIGHT", "1280x720")
+    w, h = _typed(lambda t: parse_hw(t, what="camera size (WIDTHxHEIGHT)"))(text)  # type: ignore[misc]
     return h, w
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+def _number(text: str, kind: type, low: float, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low or value != value:  # NaN fails the second test
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return _number(text, int, 0, "an integer >= 0")
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, 0.0, "a positive number")
+    if value == 0.0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
-def overlay_alpha(text: str) -> float:
-    """segnet's --alpha: 0 (frame only) to 255 (mask only); returned as a 0-1 weight."""
-    value = float(text)
-    if not 0 <= value <= 255:
+def non_negative_float(text: str) -> float:
+    return _number(text, float, 0.0, "a number >= 0")
+
+
+def alpha_255(text: str) -> float:
+    """segnet's --alpha: 0 (frame only) to 255 (mask only)."""
+    value = _number(text, float, 0.0, "an alpha in 0-255")
+    if value > 255:
         raise argparse.ArgumentTypeError(f"--alpha is 0-255 as in segnet, got {text}")
-    return value / 255.0
+    return value
 
 
+def comma_items(text: str) -> List[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"empty item in the comma-separated list {text!r}")
+    return items
+
+
+def comma_choices(choices: Sequence[str]) -> Callable[[str], List[str]]:
+    """A comma-separated list whose items are each one of ``choices``."""
+    def convert(text: str) -> List[str]:
+        items = comma_items(text)
+        bad = [item for item in items if item not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{', '.join(bad)}: not one of {', '.join(choices)}")
+        return items
+
+    convert.__name__ = "list"
+    return convert
+
+
+class ExtendList(argparse.Action):
+    """A repeatable flag whose values are lists: ``--x a,b --x c`` -> [a, b, c]."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = list(getattr(namespace, self.dest, None) or [])
+        current.extend(values if isinstance(values, list) else [values])
+        setattr(namespace, self.dest, current)
+
+
+# -- the shared flags -----------------------------------------------------------------------
+def add_model_argument(p: argparse.ArgumentParser, help: str, optional: bool = False, several: bool = False) -> None:
+    """MODEL, the first positional of every command that works on a model."""
+    nargs = "*" if (optional and several) else "+" if several else "?" if optional else None
+    p.add_argument("model", nargs=nargs, metavar="MODEL", help=help)
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    """``--model`` of the commands whose positionals are inputs (segment, run), as segnet's."""
+    p.add_argument("--model", metavar="MODEL", help=".engine, .onnx or .pt (default: the built-in default model)")
+
+
+def add_out(p: argparse.ArgumentParser, help: str, required: bool = False, repeatable: bool = False,
+            metavar: str = "PATH") -> None:
+    if repeatable:
+        p.add_argument("-o", "--out", action="append", metavar=metavar, required=required, help=help)
+    else:
+        p.add_argument("-o", "--out", type=Path, metavar=metavar, required=required, help=help)
+
+
+def add_input_size(p: argparse.ArgumentParser, help: str, several: bool = False) -> None:
+    if several:
+        p.add_argument("--input-size", type=size_hw_list, action=ExtendList, metavar="HxW[,HxW...]", help=help)
+    else:
+        p.add_argument("--input-size", type=size_hw, metavar="HxW", help=help)
+
+
+def add_backend_options(p: argparse.ArgumentParser, several: bool = False, cuda_graph: bool = True) -> None:
+    """Which runtime backend runs the model, and on what: --backend, --providers, --device,
+    --threads, --cuda-graph."""
+    group = p.add_argument_group("backend")
+    if several:
+        group.add_argument("--backend", type=comma_choices(BACKEND_CHOICES), action=ExtendList, metavar="LIST",
+                           help="auto (by file type), tensorrt, onnxruntime or torch; a comma-separated list "
+                           "times each (default auto)")
+    else:
+        group.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                           help="auto (by file type), tensorrt, onnxruntime or torch (default auto)")
+    group.add_argument("--providers", type=comma_items, metavar="LIST",
+                       help="ONNX Runtime execution providers in order, comma-separated, e.g. cuda,cpu "
+                       "(default: CUDA when present, then CPU)")
+    group.add_argument("--device", type=non_negative_int, default=0, metavar="N", help="CUDA device index (default 0)")
+    group.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads of ONNX Runtime / PyTorch")
+    if cuda_graph:
+        group.add_argument("--cuda-graph", action="store_true",
+                           help="TensorRT: replay copies + engine as one CUDA graph per input shape")
+
+
+def add_visual_options(p: argparse.ArgumentParser, legend_default: bool) -> None:
+    """How masks are drawn: segnet's --visualize, --alpha, --filter-mode, --ignore-class; and the legend."""
+    group = p.add_argument_group("visualisation (segnet's options)")
+    group.add_argument("--visualize", choices=VISUALIZE_CHOICES, default="overlay",
+                       help="overlay on the frame, the colour mask, or both side by side (default overlay)")
+    group.add_argument("--alpha", type=alpha_255, default=DEFAULT_ALPHA, metavar="0-255",
+                       help=f"overlay alpha, 0 (frame only) to 255 (mask only) as in segnet (default {DEFAULT_ALPHA})")
+    group.add_argument("--filter-mode", choices=FILTER_MODES, default="point",
+                       help="mask upsampling: point = nearest on the mask (default); linear = bilinear on the "
+                       "scores, smooth edges (needs a model without the fused argmax)")
+    group.add_argument("--ignore-class", metavar="NAME|INDEX", help="class left uncoloured, e.g. background")
+    group.add_argument("--legend", action=argparse.BooleanOptionalAction, default=legend_default,
+                       help="draw the class legend (colour and name) on the pictures "
+                       f"(default {'on' if legend_default else 'off'})")
+
+
+def add_data_options(p: argparse.ArgumentParser, required: bool = False, default: Optional[str] = None) -> None:
+    """A labelled dataset: --data, --split, --data-format, --limit."""
+    group = p.add_argument_group("dataset")
+    group.add_argument("--data", required=required, default=default, metavar="DIR",
+                       help="dataset root (VOC, Cityscapes, images/+masks/) or 'synthetic' (the built-in street scenes)"
+                       + (f"; default {default}" if default else ""))
+    group.add_argument("--split", help="split to use (default: val; every image of a folder pair without split lists)")
+    group.add_argument("--data-format", choices=("auto", "voc", "cityscapes", "folder"), default="auto",
+                       help="dataset layout (default: detected)")
+    add_limit(group, "use only the first N images of the split")
+
+
+def add_calib(p, help: str = "calibration set: a folder of images or a manifest with one path per line "
+              "(see calibration/README.md); 'default' is the built-in model's set") -> None:
+    p.add_argument("--calib", metavar="DIR|LIST", help=help)
+
+
+def add_batch(p, help: str, default: Optional[int] = 1) -> None:
+    p.add_argument("--batch", type=positive_int, default=default, metavar="N",
+                   help=help + (f" (default {default})" if default is not None else ""))
+
+
+def add_limit(p, help: str) -> None:
+    p.add_argument("--limit", type=positive_int, metavar="N", help=help)
+
+
+def add_json(p, help: str = "write the report as JSON to FILE ('-': stdout)") -> None:
+    p.add_argument("--json", metavar="FILE", help=help)
+
+
+def add_quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# -- resolution shared by the handlers -------------------------------------------------------
 def default_model() -> Path:
-    """The shipped default model, for commands run without --model."""
+    """The shipped default model, for commands run without a model: its fused ONNX where
+    it ships (runs without torch), else the checkpoint."""
     from fcn_edge import weights
 
     for name in ("default_onnx", "default_checkpoint"):
         getter = getattr(weights, name, None)
         if getter is not None:
             return Path(getter())
-    raise FcnEdgeError("no --model given and fcn_edge.weights offers no default model; pass --model")
+    raise UsageError("no model given and fcn_edge.weights offers no default model; name one")
+
+
+def model_or_default(value: Optional[str]) -> Path:
+    return Path(value) if value else default_model()
 
 
 def resolve_ignore_class(value: Optional[str], class_names: Sequence[str]) -> Optional[int]:
@@ -80,9 +245,25 @@ def resolve_ignore_class(value: Optional[str], class_names: Sequence[str]) -> Op
     if value.lstrip("-").isdigit():
         index = int(value)
         if not 0 <= index < len(class_names):
-            raise FcnEdgeError(f"--ignore-class {index} is outside 0..{len(class_names) - 1}")
+            raise UsageError(f"--ignore-class {index} is outside 0..{len(class_names) - 1}")
         return index
     lowered = [n.lower() for n in class_names]
     if value.lower() not in lowered:
-        raise FcnEdgeError(f"--ignore-class {value!r} is not a class of this model: {', '.join(class_names)}")
+        raise UsageError(f"--ignore-class {value!r} is not a class of this model: {', '.join(class_names)}")
     return lowered.index(value.lower())
+
+
+def write_json_report(destination: Optional[str], data) -> Optional[str]:
+    """``--json FILE``: ``data`` to FILE atomically, or to stdout for '-'; returns where it went."""
+    if destination is None:
+        return None
+    if destination == "-":
+        import json
+        import sys
+
+        json.dump(data, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+        return "stdout"
+    from fcn_edge.atomic import write_json_atomic
+
+    return str(write_json_atomic(destination, data))

@@ -6,11 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from fcn_edge.artifacts.variants import VARIANT_TAGS
+from fcn_edge.cli.args import (
+    ExtendList, add_backend_options, add_batch, add_data_options, add_input_size, add_json, add_model_argument,
+    comma_choices, default_model, non_negative_int, positive_float, positive_int, size_hw,
+)
+
 EPILOG = """\
 examples:
-  fcn-edge benchmark model.onnx                               # 3 s at batch 1 on ONNX Runtime
+  fcn-edge benchmark                                          # the built-in model, 3 s at batch 1
   fcn-edge benchmark model.engine --batch 8 --iterations 500 --trtexec
-  fcn-edge benchmark model.onnx --precision fp32 fp16 int8 --shape 256x320 384x480 \\
+  fcn-edge benchmark model.onnx --precision fp32,fp16,int8 --input-size 256x320,384x480 \\
       --data synthetic --plot sweep.png --json sweep.json     # precision x resolution sweep
 
 Latencies are per call (one frame at batch 1, one batch at --batch B), in ms. Stages:
@@ -26,45 +32,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Time models end to end and per stage (mean, min, max, p50/p90/p95/p99, "
         "coefficient of variation), as trtexec reports, plus throughput and system facts.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("models", nargs="+", type=Path, metavar="MODEL",
-                   help=".engine, .onnx (any precision variant) or .pt checkpoint")
-    p.add_argument("--backend", nargs="+", default=["auto"], metavar="NAME",
-                   help="auto (by file type), tensorrt, onnxruntime or torch; several for a sweep")
-    p.add_argument("--providers", nargs="+", metavar="EP",
-                   help="ONNX Runtime execution providers, e.g. cpu, cuda, tensorrt (default: best available)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for ONNX Runtime / PyTorch")
-    p.add_argument("--precision", nargs="+", choices=("fp32", "fp16", "int8", "int8-ort"),
-                   help="time MODEL's precision variants found beside it (model.fp16.onnx, model.int8.onnx, "
-                   "model.int8-ort.onnx as `fcn-edge quantize` names them)")
-    p.add_argument("--shape", nargs="+", metavar="HxW", dest="shapes",
-                   help="network input size(s), height x width; several for a sweep (needs a "
-                   "dynamic-shape model). Default: the model's own")
-    p.add_argument("--batch", type=int, default=1, metavar="B",
-                   help="also measure throughput at this batch (latency is always at batch 1)")
+    add_model_argument(p, ".engine, .onnx (any precision variant) or .pt; several are timed one after another "
+                       "(default: the built-in default model)", optional=True, several=True)
+    p.add_argument("--precision", type=comma_choices(VARIANT_TAGS), action=ExtendList, metavar="LIST",
+                   help="time MODEL's precision variants found beside it, e.g. fp32,fp16,int8,int8-ort "
+                   "(model.fp16.onnx, model.int8.onnx, ... as `fcn-edge quantize` names them)")
+    add_input_size(p, "network input size(s), comma-separated for a sweep (a dynamic-shape model; "
+                   "default: the model's own)", several=True)
+    add_backend_options(p, several=True)
+    add_batch(p, "also measure throughput at this batch (latency is always at batch 1)")
     bound = p.add_mutually_exclusive_group()
-    bound.add_argument("--iterations", type=int, metavar="N", help="timed calls per variant and batch")
-    bound.add_argument("--duration", type=float, metavar="S",
+    bound.add_argument("--iterations", type=positive_int, metavar="N", help="timed calls per variant and batch")
+    bound.add_argument("--duration", type=positive_float, metavar="S",
                        help="seconds of timed calls per variant and batch (default 3, at least 10 calls)")
-    p.add_argument("--rounds", type=int, default=1, metavar="R",
+    p.add_argument("--rounds", type=positive_int, default=1, metavar="R",
                    help="load every variant at once and time them round-robin in R rounds, sharing "
                    "the iterations/duration out, so background load hits all alike (default 1: one after another)")
-    p.add_argument("--warmup", type=int, default=5, metavar="W", help="untimed calls first (default 5)")
-    p.add_argument("--frame-size", default="480x640", metavar="HxW",
+    p.add_argument("--warmup", type=non_negative_int, default=5, metavar="W", help="untimed calls first (default 5)")
+    p.add_argument("--frame-size", type=size_hw, default=(480, 640), metavar="HxW",
                    help="size of the synthetic BGR frames fed, as from a camera (default 480x640)")
     p.add_argument("--image", type=Path, metavar="FILE",
                    help="feed this image (at its own size) instead of synthetic frames")
-    p.add_argument("--cv-threshold", type=float, metavar="PCT",
+    p.add_argument("--cv-threshold", type=positive_float, metavar="PCT",
                    help="warn when the coefficient of variation exceeds PCT%% (default: 1 for CUDA "
                    "events, as trtexec; 5 for host timings)")
-    p.add_argument("--data", metavar="DIR",
-                   help="dataset (VOC, Cityscapes, images/+masks/, or 'synthetic') for an accuracy column")
-    p.add_argument("--split", help="dataset split for --data (default: val)")
-    p.add_argument("--data-limit", type=int, metavar="N", help="score only the first N images of --data")
+    add_data_options(p)
     p.add_argument("--trtexec", action="store_true",
                    help="also run trtexec on each .engine and print the runtime's overhead ratio")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the full report as JSON ('-' for stdout)")
+    add_json(p, "write the full report as JSON to FILE ('-': stdout)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="write per-stage statistics as CSV")
     p.add_argument("--plot", type=Path, metavar="FILE.png",
                    help="latency distribution per variant and accuracy vs latency (needs matplotlib)")
@@ -77,10 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from fcn_edge.bench.runner import BenchmarkError, RunConfig
     from fcn_edge.bench.sweep import evaluate_accuracy, run_sweep
     from fcn_edge.bench.sysinfo import collect_system_info
-    from fcn_edge.bench.variants import expand_models, expand_variants, parse_size
+    from fcn_edge.bench.variants import expand_models, expand_variants
 
-    if args.batch < 1:
-        raise BenchmarkError(f"--batch must be >= 1, got {args.batch}")
     if args.trtexec:
         from fcn_edge.bench.trtexec import trtexec_path
 
@@ -90,20 +84,20 @@ def run(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         duration_s=None if args.iterations is not None else (args.duration or 3.0),
         warmup=args.warmup,
-        frame_size=parse_size(args.frame_size),
+        frame_size=tuple(args.frame_size),
         cv_threshold=None if args.cv_threshold is None else args.cv_threshold / 100.0,
         image=str(args.image) if args.image else None,
         rounds=args.rounds,
     )
-    sizes = [parse_size(s) for s in args.shapes] if args.shapes else [None]
-    models = expand_models(args.models, args.precision)
-    variants = expand_variants(models, args.backend, sizes, args.providers, args.threads)
+    sizes = args.input_size or [None]
+    models = expand_models([Path(m) for m in args.model] or [default_model()], args.precision)
+    variants = expand_variants(models, args.backend or ["auto"], sizes, args.providers, args.threads)
 
     dataset = None
     if args.data:
         from fcn_edge.data import open_dataset
 
-        dataset = open_dataset(args.data, args.split)
+        dataset = open_dataset(args.data, args.split, args.data_format)
 
     to_stdout = str(args.json) == "-"
     out = sys.stderr if to_stdout else sys.stdout
@@ -125,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print("\n" + render.format_variant(result), file=out, flush=True)
 
     def evaluator(segmenter, data):
-        return evaluate_accuracy(segmenter, data, limit=args.data_limit)
+        return evaluate_accuracy(segmenter, data, limit=args.limit)
 
     report = run_sweep(variants, args.batch, config, system, dataset=dataset, evaluator=evaluator,
                        trtexec=args.trtexec, on_result=show)

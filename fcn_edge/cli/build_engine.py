@@ -1,8 +1,4 @@
-"""``fcn-edge build-engine``: ONNX -> TensorRT engine + ``<engine>.json`` sidecar.
-
-``--dry-run`` prints the decisions for a TensorRT version without TensorRT installed, so a
-Jetson's build can be checked on a workstation: ``--dry-run --trt-version 8.5``.
-"""
+"""``fcn-edge build-engine MODEL.onnx``: ONNX -> TensorRT engine + ``<engine>.json`` sidecar."""
 
 from __future__ import annotations
 
@@ -11,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import List
 
+from fcn_edge.cli.args import add_batch, add_calib, add_limit, add_model_argument, add_out, non_negative_int
 from fcn_edge.errors import EngineBuildError
 
 log = logging.getLogger(__name__)
@@ -25,10 +22,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "build-engine",
         help="build a TensorRT engine (+ .json sidecar) from an ONNX",
         description="Build a TensorRT engine from an fcn-edge ONNX (FP32, FP16 or INT8 Q/DQ) on this "
-        "machine's TensorRT and GPU, and write ENGINE plus ENGINE.json (ModelMeta and build facts).",
+        "machine's TensorRT and GPU, and write ENGINE plus ENGINE.json (ModelMeta and build facts).\n\n"
+        "--dry-run prints the decisions for a TensorRT version without TensorRT installed, so a "
+        "Jetson's build can be checked on a workstation: --dry-run --trt-version 8.6.",
     )
-    p.add_argument("onnx", type=Path, help="the ONNX model (from fcn-edge export / quantize)")
-    p.add_argument("-o", "--output", "--out", dest="output", type=Path, help="engine path (default: the ONNX path with .engine)")
+    add_model_argument(p, "the ONNX model (from fcn-edge export / quantize)")
+    add_out(p, "engine path (default: MODEL with .engine)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="engine precision; auto = what the ONNX carries (Q/DQ -> int8, FP16 casts -> fp16)")
     p.add_argument("--typing", choices=TYPINGS, default="auto",
@@ -37,32 +36,37 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="explicit: Q/DQ ONNX; implicit: TensorRT's legacy calibrator (< 11)")
     p.add_argument("--fp16-fallback", action="store_true",
                    help="weakly typed INT8: let layers without INT8 kernels run FP16 (trtexec --int8 --fp16)")
-    p.add_argument("--calib", "--calibration", dest="calibration", type=Path, metavar="DIR|LIST", help="calibration images (folder or manifest) for --int8-mode implicit")
-    p.add_argument("--calibration-cache", type=Path, metavar="FILE",
-                   help="INT8 scales cache, read if present, written after calibrating "
-                   "(default with implicit: ENGINE.calib.cache)")
-    p.add_argument("--calibrator", choices=CALIBRATORS, default="entropy",
-                   help="entropy = IInt8EntropyCalibrator2 (default), minmax = IInt8MinMaxCalibrator")
-    p.add_argument("--calibration-batch", type=int, default=8, metavar="N", help="images per calibration batch (default 8)")
-    p.add_argument("--calibration-limit", type=int, metavar="N", help="calibrate on the first N images only")
-    p.add_argument("--min", action="append", metavar="[NAME:]SHAPE",
-                   help="profile min shape in the input's own layout, e.g. 1x3x256x320 or input:1x256x320x3")
-    p.add_argument("--opt", action="append", metavar="[NAME:]SHAPE", help="profile opt shape (as --min)")
-    p.add_argument("--max", action="append", metavar="[NAME:]SHAPE", help="profile max shape (as --min)")
-    p.add_argument("--workspace", metavar="SIZE", help="workspace memory pool limit, e.g. 1G or 512M (default: TensorRT's)")
-    p.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
-                   help="builder optimisation level (TensorRT 8.6+; default 3)")
-    p.add_argument("--timing-cache", type=Path, metavar="FILE", help="timing cache file, loaded if present and saved after the build")
-    p.add_argument("--dla-core", type=int, metavar="N", help="build for this DLA core (Jetson Xavier/Orin), GPU fallback on")
+    cal = p.add_argument_group("implicit INT8 (legacy calibrator)")
+    add_calib(cal, "calibration images (folder or manifest) for --int8-mode implicit; 'default' is the "
+              "built-in model's set")
+    cal.add_argument("--calibration-cache", type=Path, metavar="FILE",
+                     help="INT8 scales cache, read if present, written after calibrating "
+                     "(default with implicit: ENGINE.calib.cache)")
+    cal.add_argument("--calibrator", choices=CALIBRATORS, default="entropy",
+                     help="entropy = IInt8EntropyCalibrator2 (default), minmax = IInt8MinMaxCalibrator")
+    add_batch(cal, "calibration images per batch", default=8)
+    add_limit(cal, "calibrate on the first N images only")
+    prof = p.add_argument_group("optimisation profile and builder")
+    prof.add_argument("--min", action="append", metavar="[NAME:]SHAPE",
+                      help="profile min shape in the input's own layout, e.g. 1x3x256x320 or input:1x256x320x3")
+    prof.add_argument("--opt", action="append", metavar="[NAME:]SHAPE", help="profile opt shape (as --min)")
+    prof.add_argument("--max", action="append", metavar="[NAME:]SHAPE", help="profile max shape (as --min)")
+    prof.add_argument("--workspace", metavar="SIZE", help="workspace memory pool limit, e.g. 1G or 512M (default: TensorRT's)")
+    prof.add_argument("--opt-level", type=int, choices=range(6), metavar="0-5",
+                      help="builder optimisation level (TensorRT 8.6+; default 3)")
+    prof.add_argument("--timing-cache", type=Path, metavar="FILE", help="timing cache file, loaded if present and saved after the build")
+    prof.add_argument("--dla-core", type=non_negative_int, metavar="N", help="build for this DLA core (Jetson Xavier/Orin), GPU fallback on")
     p.add_argument("--dry-run", action="store_true", help="print the decisions only; needs no TensorRT")
     p.add_argument("--trt-version", metavar="X.Y", help="with --dry-run: plan for this TensorRT version (e.g. 8.6, 10.3, 11.4)")
     return p
 
 
 def _config(args):
-    from fcn_edge.engine.config import BuildConfig, ShapeOverrides, parse_shape_arguments, parse_size
+    from fcn_edge.artifacts.shapes import parse_byte_size
+    from fcn_edge.engine.config import BuildConfig, ShapeOverrides, parse_shape_arguments
 
-    engine = args.output or args.onnx.with_suffix(".engine")
+    onnx = Path(args.model)
+    engine = args.out or onnx.with_suffix(".engine")
     calibration_cache = args.calibration_cache
     if calibration_cache is None and args.int8_mode == "implicit":
         calibration_cache = engine.with_name(engine.name + ".calib.cache")
@@ -76,24 +80,24 @@ def _config(args):
             opt=parse_shape_arguments(args.opt),
             max=parse_shape_arguments(args.max),
         ),
-        workspace_bytes=parse_size(args.workspace) if args.workspace else None,
+        workspace_bytes=parse_byte_size(args.workspace) if args.workspace else None,
         optimization_level=args.opt_level,
         timing_cache=args.timing_cache,
         dla_core=args.dla_core,
-        calibration=args.calibration,
+        calibration=Path(args.calib) if args.calib else None,
         calibration_cache=calibration_cache,
         calibrator=args.calibrator,
-        calibration_batch_size=args.calibration_batch,
-        calibration_limit=args.calibration_limit,
+        calibration_batch_size=args.batch,
+        calibration_limit=args.limit,
     )
 
 
 def rebuild_arguments(args, engine: Path) -> List[str]:
     """The command line that rebuilds this engine, for the sidecar and mismatch messages."""
-    out = ["fcn-edge", "build-engine", str(args.onnx), "-o", str(engine)]
+    out = ["fcn-edge", "build-engine", str(args.model), "-o", str(engine)]
     for flag, value, default in (
         ("--precision", args.precision, "auto"), ("--typing", args.typing, "auto"),
-        ("--int8-mode", args.int8_mode, "explicit"), ("--calib", args.calibration, None),
+        ("--int8-mode", args.int8_mode, "explicit"), ("--calib", args.calib, None),
         ("--calibration-cache", args.calibration_cache, None), ("--calibrator", args.calibrator, "entropy"),
         ("--workspace", args.workspace, None), ("--opt-level", args.opt_level, None),
         ("--timing-cache", args.timing_cache, None), ("--dla-core", args.dla_core, None),
@@ -109,11 +113,12 @@ def rebuild_arguments(args, engine: Path) -> List[str]:
 
 
 def _print_facts(facts) -> None:
+    from fcn_edge.artifacts.shapes import format_shape
+
     print(f"ONNX              {facts.path}  (sha256 {facts.sha256[:12]})")
     print(f"ONNX precision    {facts.precision}: {facts.describe_precision()}")
     for tensor in facts.inputs:
-        shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
-        print(f"input             {tensor.name}: {tensor.dtype} {shape}")
+        print(f"input             {tensor.name}: {tensor.dtype} {format_shape(tensor.shape)}")
     if facts.meta is not None:
         m = facts.meta
         print(f"ModelMeta         {m.architecture}, {m.num_classes} classes, {m.input_layout} {m.input_dtype} in, "
@@ -142,7 +147,7 @@ def _dry_run(args, engine: Path, config) -> int:
             "--dry-run without TensorRT installed needs --trt-version, e.g. --trt-version 10.3 "
             "(a JetPack 6.1/6.2 Jetson) or 8.6 (JetPack 6.0)"
         )
-    facts = read_onnx_facts(args.onnx)
+    facts = read_onnx_facts(args.model)
     plan = plan_build(facts, config, caps, facts.meta)
     print(f"dry run: {source}")
     _print_facts(facts)
@@ -166,11 +171,11 @@ def run(args) -> int:
     from fcn_edge.engine.onnx_facts import read_onnx_facts
     from fcn_edge.engine.summary import summarize_engine
 
-    facts = read_onnx_facts(args.onnx)
+    facts = read_onnx_facts(args.model)
     if facts.meta is None:  # refuse before minutes of building
         raise EngineBuildError(f"{facts.meta_error}; the engine's sidecar needs it")
     trt = load_tensorrt()
-    result = run_build(args.onnx, config, trt=trt)
+    result = run_build(args.model, config, trt=trt)
     summary = None
     try:
         summary = summarize_engine(trt, result.engine, str(engine))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from fcn_edge.cli.args import non_negative_int
+from fcn_edge.cli.args import (
+    add_data_options, add_json, add_model_argument, add_quiet, non_negative_int, positive_int, write_json_report,
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -18,28 +20,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "compare",
         help="accuracy, agreement, logit error, CPU latency and size of FP32/FP16/INT8 variants",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("models", nargs="+", metavar="MODEL.onnx", help="the reference model first, then its variants")
-    p.add_argument("--data", required=True, help="dataset root (VOC, Cityscapes, image/mask folders) or 'synthetic'")
-    p.add_argument("--split", default=None, help="split to evaluate (default: val, or every image of a folder pair without split lists)")
-    p.add_argument("--limit", type=non_negative_int, help="only the first N images")
+    add_model_argument(p, "the reference model (normally the FP32 export), then its variants", several=True)
+    add_data_options(p, default="synthetic")
     p.add_argument("--runs", type=non_negative_int, default=10, help="timed runs per model (0: no timing; default 10)")
-    p.add_argument("--threads", type=non_negative_int, default=0, help="ONNX Runtime CPU threads (default: ORT's choice)")
-    p.add_argument("--json", metavar="FILE", help="also write the reports as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="ONNX Runtime CPU threads (default: ORT's choice)")
+    add_json(p)
+    add_quiet(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_edge.meta import write_json_atomic
     from fcn_edge.precision.compare import CompareConfig, compare_variants, format_table
 
-    reference, variants = args.models[0], args.models[1:]
+    reference, variants = args.model[0], args.model[1:]
     reports = compare_variants(reference, variants, args.data, args.split, CompareConfig(
-        limit=args.limit or None, latency_runs=args.runs, threads=args.threads, progress=not args.quiet))
+        limit=args.limit, latency_runs=args.runs, threads=args.threads or 0, progress=not args.quiet))
     print(f"{reports[0].images} images of {args.data} (split {reports[0].split}); reference {reports[0].name}")
     print(format_table(reports))
-    if args.json:
-        write_json_atomic(args.json, {"reports": [r.as_dict() for r in reports]})
+    write_json_report(args.json, {"reports": [r.as_dict() for r in reports]})
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fcn_edge.cli.args import add_calib
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -13,8 +15,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "evaluation, engines when TensorRT is present, video, benchmark)",
         description=__doc__,
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
-    p.add_argument("--calib", type=Path, help="calibration set (default: the repository's calibration/default)")
+    p.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    add_calib(p, "calibration set for the INT8 variant (default: the built-in model's set)")
     p.add_argument("--quick", action="store_true", help="reduced mode: a few images and frames, a short sweep")
     p.add_argument("--force", action="store_true", help="redo every step even when its outputs are up to date")
     return p
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from fcn_edge.demo import DemoConfig, demo_artifacts, run_demo
 
     config = DemoConfig(out_dir=args.out, quick=args.quick, force=args.force,
-                        **({"calibration": args.calib} if args.calib else {}))
+                        **({"calibration": Path(args.calib)} if args.calib else {}))
     result = run_demo(config, echo=lambda line: print(line, flush=True))
     print(f"\ndemo finished in {result.seconds:.0f} s; everything it wrote is in {result.out_dir}:")
     for path in demo_artifacts(result.out_dir):

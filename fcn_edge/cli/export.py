@@ -5,20 +5,22 @@ checkpoint: fcn-edge's own .pt, torchvision's fcn_resnet50/101 state_dict, or a
 pytorch-fcn FCN32s/16s/8s. Sizes are HEIGHTxWIDTH (e.g. 256x320).
 
 Examples:
-  fcn-edge export fcn8s_resnet18 --input-size 320x320 --out fcn8s_resnet18.onnx
-  fcn-edge export model.pt --fuse-preprocess --output mask --out model.onnx
+  fcn-edge export fcn8s_resnet18 --input-size 320x320 -o fcn8s_resnet18.onnx
+  fcn-edge export model.pt --fuse-preprocess --output-kind mask -o model.onnx
   fcn-edge export fcn8s-heavy-pascal.pth --fixed-shape --input-size 512x512
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from fcn_edge.classes import DATASETS
 
-from fcn_edge.cli.args import positive_int, size_hw
+from fcn_edge.cli.args import (
+    add_input_size, add_json, add_model_argument, add_out, non_negative_float, positive_int, size_hw,
+    write_json_report,
+)
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
 
@@ -28,34 +30,35 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "export",
         help="export a checkpoint or registry model to ONNX (with ModelMeta and a parity check)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", nargs="?", metavar="MODEL", help="checkpoint file, or a registry name such as fcn8s_vgg16")
+    add_model_argument(p, "checkpoint file, or a registry name such as fcn8s_vgg16 (see --list)", optional=True)
     p.add_argument("--list", action="store_true", help="list the registry's architectures and exit")
-    p.add_argument("--out", "-o", type=Path, help="output .onnx (default: <MODEL stem>.onnx in the current directory)")
+    add_out(p, "output .onnx (default: <MODEL stem>.onnx in the current directory)")
     src = p.add_argument_group("model source")
     src.add_argument("--arch", help="architecture of a bare state_dict (checked against other formats)")
-    src.add_argument("--dataset", choices=sorted(DATASETS), help="class names and palette of a foreign checkpoint or a registry model (default: voc for 21 classes, cityscapes for 19)")
-    src.add_argument("--num-classes", type=positive_int, help="classes of a registry model without --dataset (names class_0..)")
+    src.add_argument("--classes", metavar="NAME|FILE|N",
+                     help="class names and palette: a built-in list (" + ", ".join(sorted(DATASETS))
+                     + "), a classes.txt, or a count (names class_0..); default: voc for 21 classes, "
+                     "cityscapes for 19, the checkpoint's own when it has ModelMeta")
     src.add_argument("--seed", type=int, default=0, help="seed of a registry model's random weights and of the parity inputs")
     shape = p.add_argument_group("shapes")
-    shape.add_argument("--input-size", type=size_hw, metavar="HxW", help="example and optimal size (default: the checkpoint's trained size, else 320x320)")
+    add_input_size(shape, "example and optimal size (default: the checkpoint's trained size, else 320x320)")
     shape.add_argument("--fixed-shape", action="store_true", help="fix batch 1 and HxW in the graph (default: dynamic batch, height, width)")
     shape.add_argument("--min-size", type=size_hw, metavar="HxW", help="smallest size later steps must support (default: half of --input-size)")
     shape.add_argument("--max-size", type=size_hw, metavar="HxW", help="largest size later steps must support (default: twice --input-size)")
     shape.add_argument("--max-batch", type=positive_int, default=1, help="largest batch later steps must support (default 1)")
     graph = p.add_argument_group("graph")
     graph.add_argument("--fuse-preprocess", action="store_true", help="input uint8 NHWC BGR frames; normalisation and layout inside the graph")
-    graph.add_argument("--output", choices=("logits", "mask"), default="logits", help="logits (float NCHW) or mask (argmax inside the graph)")
-    graph.add_argument("--mask-dtype", choices=("uint8", "int32"), default="uint8", help="dtype of --output mask (default uint8; int32 for > 256 classes)")
-    graph.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: the newest TensorRT 8.5 parses; 8.6-11.x parse it too)")
+    graph.add_argument("--output-kind", choices=("logits", "mask"), default="logits", help="logits (float NCHW scores) or mask (argmax inside the graph)")
+    graph.add_argument("--mask-dtype", choices=("uint8", "int32"), default="uint8", help="dtype of --output-kind mask (default uint8; int32 for > 256 classes)")
+    graph.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17: the newest TensorRT 8.5 parses; 8.6-11.x parse it too)")
     graph.add_argument("--exporter", choices=("legacy", "dynamo"), default="legacy", help="torch exporter (default legacy: clean dim names, direct opset 17)")
     graph.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     check = p.add_argument_group("parity check (ONNX Runtime vs PyTorch)")
     check.add_argument("--skip-parity", action="store_true", help="do not compare against PyTorch")
-    check.add_argument("--atol", type=float, default=1e-4, help="absolute tolerance on logits (default 1e-4)")
-    check.add_argument("--rtol", type=float, default=1e-3, help="tolerance relative to the largest |logit| (default 1e-3)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--atol", type=non_negative_float, default=1e-4, help="absolute tolerance on logits (default 1e-4)")
+    check.add_argument("--rtol", type=non_negative_float, default=1e-3, help="tolerance relative to the largest |logit| (default 1e-3)")
+    add_json(p)
     return p
 
 
@@ -107,16 +110,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise ExportError("name a checkpoint or a registry model (fcn-edge export --list shows the names)")
 
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.export import ExportConfig, export_architecture, export_model
-    from fcn_edge.meta import read_onnx_meta
 
+    from fcn_edge.classes import resolve_classes
+
+    classes = resolve_classes(args.classes) if args.classes else None
     checkpoint = _is_checkpoint(args.model)
     out: Path = args.out or Path(Path(args.model).stem + ".onnx")
     loaded = None
     if checkpoint:
         from fcn_edge.models.checkpoint import load_checkpoint
 
-        loaded = load_checkpoint(args.model, architecture=args.arch, dataset=args.dataset)
+        loaded = load_checkpoint(args.model, architecture=args.arch,
+                                 dataset=classes.dataset if classes and classes.dataset else None,
+                                 class_names=classes.names if classes and not classes.dataset else None)
     input_size = args.input_size or (tuple(loaded.meta.input_size) if loaded else (320, 320))
     dynamic = not args.fixed_shape
     config = ExportConfig(
@@ -127,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         max_size=args.max_size if dynamic else None,
         max_batch=args.max_batch if dynamic else 1,
         fuse_preprocess=args.fuse_preprocess,
-        output=args.output,
+        output=args.output_kind,
         mask_dtype=args.mask_dtype,
         opset=args.opset,
         exporter=args.exporter,
@@ -141,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
         meta = loaded.meta.with_history(f"import: {loaded.source_format} checkpoint {Path(args.model).name}")
         report = export_model(loaded.model, meta, out, config, source_hash=loaded.sha256)
     else:
-        report = export_architecture(args.model, out, config, dataset=args.dataset or (None if args.num_classes else "voc"),
-                                     num_classes=args.num_classes, seed=args.seed)
+        report = export_architecture(args.model, out, config, classes=classes, seed=args.seed)
     meta = read_onnx_meta(report.path)
     if args.json:
         data = {
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             },
             "notes": list(report.notes), "meta": meta.to_dict(),
         }
-        print(json.dumps(data, indent=2))
-    else:
+        write_json_report(args.json, data)
+    if args.json != "-":
         print(_describe(report, meta))
     return 0

@@ -8,11 +8,11 @@ sidecar is checked against this machine's TensorRT and GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List
 
+from fcn_edge.cli.args import add_json, add_model_argument, write_json_report
 from fcn_edge.errors import FcnEdgeError, MetaError
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Print ModelMeta, the I/O tensors and (for engines) the build facts of an fcn-edge "
         "ONNX or TensorRT engine.",
     )
-    p.add_argument("path", type=Path, help="MODEL.onnx or MODEL.engine (with MODEL.engine.json beside it)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_model_argument(p, "MODEL.onnx or MODEL.engine (with MODEL.engine.json beside it)")
+    add_json(p, "write the facts as one JSON object to FILE ('-': stdout, instead of the text)")
     return p
 
 
@@ -69,7 +69,7 @@ def _onnx_info(path: Path) -> Dict[str, Any]:
 
 
 def _engine_info(path: Path) -> Dict[str, Any]:
-    from fcn_edge.engine.sidecar import check_engine_compatible, read_engine_sidecar
+    from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
     from fcn_edge.optional import is_available
 
     if not path.is_file():
@@ -161,13 +161,12 @@ def _print_text(info: Dict[str, Any]) -> None:
 
 
 def run(args) -> int:
-    path: Path = args.path
+    path = Path(args.model)
     if path.suffix.lower() == ".onnx":
         info = _onnx_info(path)
     else:
         info = _engine_info(path)
-    if args.json:
-        print(json.dumps({k: v for k, v in info.items() if not k.startswith("_")}, indent=2, sort_keys=True))
-    else:
+    write_json_report(args.json, {k: v for k, v in info.items() if not k.startswith("_")})
+    if args.json != "-":
         _print_text(info)
     return 1 if info.get("compatible") is False else 0

@@ -20,25 +20,44 @@ COMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """No prefix matching (``--mode`` must never become ``--model``), and newlines kept in
+    descriptions, for every parser of the command."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="fcn-edge",
         description="FCN semantic segmentation: PyTorch -> ONNX -> FP16/INT8 -> TensorRT -> "
         "images, video and benchmarks on Jetson and desktop GPUs.",
     )
     parser.add_argument("--version", action="version", version=f"fcn-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"fcn_edge.cli.{name}")
         sub = module.add_parser(subparsers)
-        sub.set_defaults(handler=module.run)
+        sub.set_defaults(handler=module.run, subparser=sub)
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:
+    """Like ``parse_args``, but an unknown argument is reported with the subcommand's usage
+    (argparse reports what its subparsers leave over with the top-level usage)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        getattr(args, "subparser", parser).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",

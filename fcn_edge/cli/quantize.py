@@ -14,7 +14,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from fcn_edge.cli.args import positive_int
+from fcn_edge.cli.args import (
+    add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, positive_float, positive_int,
+)
 
 log = logging.getLogger("fcn_edge.cli.quantize")
 
@@ -24,46 +26,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "quantize",
         help="make an FP16 or INT8 (Q/DQ) variant of an ONNX model",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL.onnx", help="the FP32 ONNX written by `fcn-edge export`")
+    add_model_argument(p, "the FP32 ONNX written by `fcn-edge export`")
     p.add_argument("--precision", choices=("int8", "fp16"), required=True)
-    p.add_argument("-o", "--output", help="output path (default: MODEL.int8.onnx, MODEL.int8-ort.onnx or MODEL.fp16.onnx)")
+    add_out(p, "output path (default: MODEL.int8.onnx, MODEL.int8-ort.onnx or MODEL.fp16.onnx beside MODEL)")
+    p.add_argument("--keep-float", action="append", default=[], metavar="NODE",
+                   help="keep this node in FP32: not quantised (int8), not converted (fp16); repeatable")
+    p.add_argument("--include-input-path", action="store_true",
+                   help="also reduce the first conv, which reads the image (and, for fp16, fused preprocessing); "
+                   "kept in FP32 by default")
+    p.add_argument("--include-output-path", action="store_true",
+                   help="also reduce the last upsampling layer; kept in FP32 by default")
     q = p.add_argument_group("int8")
-    q.add_argument("--calib", metavar="DIR|LIST", help="calibration set: a folder of images or a manifest with one path per line (e.g. calibration/default)")
+    add_calib(q)
     q.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="percentile",
                    help="activation range: percentile of |x| (default: measured closest to FP32 on the default model); entropy = KL divergence as TensorRT's entropy calibrator; minmax")
-    q.add_argument("--percentile", type=float, default=99.99, help="for --method percentile (default 99.99)")
+    q.add_argument("--percentile", type=positive_float, default=99.99, help="for --method percentile (default 99.99)")
     q.add_argument("--target", choices=("tensorrt", "onnxruntime"), default="tensorrt",
                    help="tensorrt: symmetric int8, zero point 0 (default); onnxruntime: uint8 activations fused into QLinearConv on CPU")
     q.add_argument("--weights", choices=("fake", "int8"),
                    help="weight storage: fake = FP32 + Q/DQ (any TensorRT >= 8.5; default for tensorrt), int8 = int8 + DQ (4x smaller; TensorRT >= 10, ORT; default for onnxruntime)")
-    q.add_argument("--quantize-output-path", action="store_true",
-                   help="also quantise the last upsampling layer (kept in float by default)")
-    q.add_argument("--quantize-input-path", action="store_true",
-                   help="also quantise the first conv, which reads the image (kept in float by default)")
-    q.add_argument("--exclude", action="append", default=[], metavar="NODE",
-                   help="keep this Conv/ConvTranspose node in float (repeatable)")
-    q.add_argument("--batch-size", type=positive_int, default=8, help="calibration batch size (default 8)")
-    q.add_argument("--limit", type=positive_int, help="use only the first N calibration images")
+    add_batch(q, "calibration images per batch", default=8)
+    add_limit(q, "calibrate on the first N images only")
     q.add_argument("--memory-budget", type=positive_int, default=1024, metavar="MB",
                    help="activation memory per calibration run; larger models are calibrated in several passes (default 1024)")
     q.add_argument("--cache-dir", help="calibration cache folder (default ~/.cache/fcn-edge/calibration)")
     q.add_argument("--no-cache", action="store_true", help="recalibrate, and do not write the cache")
-    f = p.add_argument_group("fp16")
-    f.add_argument("--fp16-output-path", action="store_true",
-                   help="run the last upsampling layer in FP16 too (kept FP32 by default)")
-    f.add_argument("--fp16-input-path", action="store_true",
-                   help="run fused preprocessing and the first conv in FP16 too (kept FP32 by default)")
-    f.add_argument("--keep-fp32", action="append", default=[], metavar="NODE",
-                   help="keep this node in FP32 (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.errors import PrecisionError
-    from fcn_edge.meta import read_onnx_meta
 
     model = Path(args.model)
     if args.precision == "fp16":
@@ -71,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.calib:
             log.info("--calib is not used for fp16")
-        result = convert_fp16(model, args.output, FP16Config(
-            keep_output_path_fp32=not args.fp16_output_path, keep_input_path_fp32=not args.fp16_input_path,
-            fp32_nodes=tuple(args.keep_fp32)))
+        result = convert_fp16(model, args.out, FP16Config(
+            keep_output_path_fp32=not args.include_output_path, keep_input_path_fp32=not args.include_input_path,
+            fp32_nodes=tuple(args.keep_float)))
         print(f"wrote {result.path} (fp16; FP32 nodes: {', '.join(result.fp32_nodes) or 'none'})")
         return 0
 
@@ -84,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
                              "(the default model's is calibration/default; see calibration/README.md)")
     config = QuantizeConfig(
         target=args.target, method=args.method, percentile=args.percentile, weight_storage=args.weights,
-        quantize_output_path=args.quantize_output_path, quantize_input_path=args.quantize_input_path,
-        exclude=tuple(args.exclude),
-        batch_size=args.batch_size, limit=args.limit, memory_budget_mb=args.memory_budget,
+        quantize_output_path=args.include_output_path, quantize_input_path=args.include_input_path,
+        exclude=tuple(args.keep_float),
+        batch_size=args.batch, limit=args.limit, memory_budget_mb=args.memory_budget,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet,
     )
-    result = quantize_int8(model, args.calib, args.output, config)
+    result = quantize_int8(model, args.calib, args.out, config)
     meta = read_onnx_meta(result.path)
     c = result.counts
     print(f"wrote {result.path} (int8 for {args.target}, {args.method} calibration on "

@@ -1,8 +1,8 @@
-"""``fcn-edge run INPUT [OUTPUT]``: segment a video stream, as jetson-inference's segnet does.
+"""``fcn-edge run INPUT [-o OUTPUT]``: segment a video stream, as jetson-inference's segnet does.
 
 INPUT and OUTPUT are URIs (see fcn_edge.video.uri): files, image folders, /dev/videoN,
 csi://0, rtsp://..., a GStreamer pipeline; OUTPUT a video file, an image folder,
-display://0, rtsp://..., or null. Without OUTPUT the result is shown in a window when a
+display://0, rtsp://..., or null. Without -o the result is shown in a window when a
 display exists; with --headless or no display it is discarded (a benchmark run).
 """
 
@@ -14,11 +14,13 @@ import logging
 import sys
 from pathlib import Path
 
-from fcn_edge.cli.args import camera_size_wh, default_model, overlay_alpha, positive_int, resolve_ignore_class
+from fcn_edge.cli.args import (
+    add_backend_options, add_input_size, add_json, add_model_option, add_out, add_visual_options, camera_size_wh,
+    model_or_default, non_negative_float, positive_float, positive_int, resolve_ignore_class, write_json_report,
+)
 
 log = logging.getLogger("fcn_edge.cli.run")
 
-VISUALIZE = ("overlay", "mask", "both")
 
 
 def _smooth(text: str) -> float:
@@ -33,19 +35,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "run",
         help="segment a video file, camera or stream (pipelined capture -> inference -> output)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", nargs="?", metavar="INPUT", help="video file, image folder, /dev/video0, v4l2:///dev/video0, 0, csi://0, rtsp://..., http://..., or a GStreamer pipeline")
-    p.add_argument("output", nargs="?", metavar="OUTPUT", help="out.mp4/.avi/.mkv/.mov, an image folder or out/%%05d.png, display://0, rtsp://server/path, rtp://host:port, or null (default: a window if there is a display)")
-    model = p.add_argument_group("model")
-    model.add_argument("--model", help=".engine, .onnx or .pt (default: the built-in default model)")
-    model.add_argument("--backend", default="auto", help="auto (by file type) | tensorrt | onnxruntime | torch")
-    model.add_argument("--threads", type=positive_int, help="CPU threads for ONNX Runtime / PyTorch")
-    vis = p.add_argument_group("visualisation (segnet's options)")
-    vis.add_argument("--visualize", choices=VISUALIZE, default="overlay", help="overlay on the frame, the colour mask, or both side by side (default overlay)")
-    vis.add_argument("--alpha", type=overlay_alpha, default=150 / 255, help="overlay alpha, 0-255 (default 150)")
-    vis.add_argument("--filter-mode", choices=("point", "linear"), help="mask upsampling: point (nearest) or linear (bilinear on scores); default linear, point for models with a fused argmax")
-    vis.add_argument("--ignore-class", help="class name or index left uncoloured (e.g. background or void)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video file, image folder, /dev/video0, v4l2:///dev/video0, 0, csi://0, rtsp://..., http://..., or a GStreamer pipeline")
+    add_out(p, "out.mp4/.avi/.mkv/.mov, an image folder or out/%%05d.png, display://0, rtsp://server/path, "
+            "rtp://host:port, or null (default: a window if there is a display)", repeatable=True, metavar="OUTPUT")
+    add_model_option(p)
+    add_input_size(p, "network input size for a dynamic-shape model (default: the model's)")
+    add_backend_options(p)
+    add_visual_options(p, legend_default=False)
+    vis = p.add_argument_group("overlay")
     vis.add_argument("--no-stats", action="store_true", help="do not draw FPS and latency on the frames (in a window, o toggles)")
     vis.add_argument("--smooth", type=_smooth, metavar="ALPHA", help="temporal EMA of class scores, weight of the new frame (e.g. 0.5); off by default")
     run = p.add_argument_group("run")
@@ -53,15 +51,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="never open a window")
     run.add_argument("--sequential", action="store_true", help="no threads: read, infer, render, write one frame at a time (for comparison)")
     run.add_argument("--drop-frames", choices=("auto", "always", "never"), default="auto", help="drop stale frames: auto = for live sources only")
-    run.add_argument("--reconnect-timeout", type=float, default=60.0, metavar="S", help="give up on a lost live source after S seconds (0: do not reconnect; default 60)")
-    run.add_argument("--summary-json", type=Path, help="write the run summary here as JSON")
+    run.add_argument("--reconnect-timeout", type=non_negative_float, default=60.0, metavar="S", help="give up on a lost live source after S seconds (0: do not reconnect; default 60)")
+    add_json(run, "write the run summary as JSON to FILE ('-': stdout)")
     io = p.add_argument_group("capture and encoding")
     io.add_argument("--capture-backend", choices=("auto", "gstreamer", "ffmpeg", "v4l2"), default="auto", help="OpenCV capture backend (auto: GStreamer for cameras/streams when cv2 has it)")
-    io.add_argument("--camera-size", type=camera_size_wh, metavar="WxH", help="ask the camera for this size, e.g. 1280x720")
+    io.add_argument("--camera-size", type=camera_size_wh, metavar="WxH", help="ask the camera for this size, WIDTHxHEIGHT as cameras are described, e.g. 1280x720")
     io.add_argument("--camera-fps", type=positive_int, help="ask the camera for this frame rate")
     io.add_argument("--encoder", choices=("auto", "nvv4l2h264enc", "x264enc", "ffmpeg"), default="auto", help="video encoder (auto: nvv4l2h264enc on a Jetson, else OpenCV's FFmpeg)")
     io.add_argument("--bitrate", type=positive_int, default=8000, metavar="KBPS", help="H.264 bitrate in kbit/s (default 8000)")
-    io.add_argument("--output-fps", type=float, help="frame rate written to the output (default: the source's, or 30)")
+    io.add_argument("--output-fps", type=positive_float, help="frame rate written to the output (default: the source's, or 30)")
     p.add_argument("--list-backends", action="store_true", help="print what this OpenCV/GStreamer can do and exit")
     return p
 
@@ -70,10 +68,13 @@ def _output_uri(args) -> str:
     from fcn_edge.errors import VideoError
     from fcn_edge.video import display_available
 
-    if args.output:
-        if args.headless and args.output.lower().startswith("display://"):
+    if args.out:
+        if len(args.out) > 1:
+            raise VideoError(f"one output per input: {len(args.out)} given for one input")
+        output = args.out[0]
+        if args.headless and output.lower().startswith("display://"):
             raise VideoError("--headless and OUTPUT display:// contradict each other")
-        return args.output
+        return output
     if not args.headless and display_available():
         return "display://0"
     if not args.headless:
@@ -90,8 +91,10 @@ def run(args) -> int:
         if not capabilities.cv2_has_gstreamer():
             print("GStreamer: not in this cv2; " + capabilities.gstreamer_install_hint(), file=sys.stderr)
         return 0
-    if not args.input:
+    if not args.inputs:
         raise FcnEdgeError("INPUT is required (a file, folder, camera, URL or pipeline)")
+    if len(args.inputs) > 1:
+        raise FcnEdgeError("one INPUT per run for now")
 
     from fcn_edge.runtime import DecodeConfig, RenderConfig, load_segmenter
     from fcn_edge.video import (
@@ -99,10 +102,10 @@ def run(args) -> int:
         open_source, parse_sink, parse_source, stop_on_signals,
     )
 
-    source_spec = parse_source(args.input)  # fail on typos before a model loads
+    source_spec = parse_source(args.inputs[0])  # fail on typos before a model loads
     output = _output_uri(args)
     sink_spec = parse_sink(output)
-    model_path = Path(args.model) if args.model else default_model()
+    model_path = model_or_default(args.model)
 
     source_options = SourceOptions(backend=args.capture_backend, camera_size=args.camera_size, camera_fps=args.camera_fps)
     reconnect = ReconnectPolicy(give_up_after_s=args.reconnect_timeout) if args.reconnect_timeout > 0 else None
@@ -116,7 +119,7 @@ def run(args) -> int:
         pipeline = None
         try:
             meta = segmenter.meta
-            render = RenderConfig(args.visualize, args.alpha, resolve_ignore_class(args.ignore_class, meta.class_names))
+            render = RenderConfig(args.visualize, args.alpha / 255.0, resolve_ignore_class(args.ignore_class, meta.class_names))
             drop = {"auto": None, "always": True, "never": False}[args.drop_frames]
             config = PipelineConfig(render=render, show_stats=not args.no_stats, max_frames=args.max_frames, drop_frames=drop, smoothing_alpha=args.smooth)
             print(f"model: {getattr(segmenter, 'description', model_path)}", file=sys.stderr)
@@ -141,10 +144,7 @@ def run(args) -> int:
             elif pipeline.summary is not None:
                 summary = pipeline.summary
                 print(summary.format(), file=sys.stderr)
-                if args.summary_json:
-                    from fcn_edge.meta import write_json_atomic
-
-                    write_json_atomic(args.summary_json, summary.to_dict())
+                write_json_report(args.json, summary.to_dict())
     summary = pipeline.summary
     if summary.error:
         print(f"fcn-edge run: {summary.error}", file=sys.stderr)
@@ -154,19 +154,20 @@ def run(args) -> int:
 
 def _load(args, model_path: Path, load_segmenter, DecodeConfig):
     has_scores = _model_has_scores(model_path)
-    filter_mode = args.filter_mode or ("linear" if has_scores else "point")
     # confidence weights the smoothing votes; a fused-argmax model has none to give
-    decode = DecodeConfig(filter_mode=filter_mode, confidence=args.smooth is not None and has_scores)
-    return load_segmenter(model_path, args.backend, decode=decode, threads=args.threads)
+    decode = DecodeConfig(filter_mode=args.filter_mode, confidence=args.smooth is not None and has_scores)
+    return load_segmenter(model_path, args.backend, decode=decode, input_size=args.input_size,
+                          providers=args.providers, device=args.device, threads=args.threads,
+                          cuda_graph=args.cuda_graph)
 
 
 def _model_has_scores(model_path: Path) -> bool:
     """False when the model's argmax is fused into the graph (its output is a mask)."""
-    from fcn_edge.meta import read_onnx_meta, read_sidecar
+    from fcn_edge.artifacts import read_onnx_meta, read_engine_sidecar
 
     suffix = model_path.suffix.lower()
     if suffix == ".onnx":
         return not read_onnx_meta(model_path).fused_argmax
     if suffix in (".engine", ".plan", ".trt"):
-        return not read_sidecar(model_path)[0].fused_argmax
+        return not read_engine_sidecar(model_path)[0].fused_argmax
     return True  # a checkpoint gives logits

@@ -11,9 +11,7 @@ every id that is not evaluated (void, license plate, rail track, ...) becomes 25
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -21,8 +19,8 @@ from fcn_edge.classes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_TO_TRAIN_ID, C
 from fcn_edge.data.dataset import SamplePaths, SegmentationDataset
 from fcn_edge.data.images import read_label_png
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 IGNORE_INDEX = 255
 MAX_LABEL_ID = 33
 IMAGE_SUFFIX = "_leftImg8bit.png"

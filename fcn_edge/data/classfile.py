@@ -7,16 +7,15 @@ palette. The synthetic dataset writes one, so its VOC-format folder is self-desc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple
 
 from fcn_edge.classes import default_palette
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
 CLASS_FILE = "classes.txt"
 RGB = Tuple[int, int, int]
-PathLike = Union[str, os.PathLike]
 
 
 def read_class_file(path: PathLike) -> Tuple[Tuple[str, ...], Tuple[RGB, ...]]:

@@ -9,18 +9,17 @@ checked when each sample is loaded.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fcn_edge.classes import DATASETS
 from fcn_edge.data.images import read_image
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 RGB = Tuple[int, int, int]
 MaskReader = Callable[[Path], np.ndarray]
 

@@ -10,17 +10,16 @@ Without split lists, ``split="all"`` (the default) takes every image.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 from fcn_edge.classes import default_palette
 from fcn_edge.data.classfile import CLASS_FILE, read_class_file
 from fcn_edge.data.dataset import SamplePaths, SegmentationDataset
 from fcn_edge.data.images import read_label_png
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 from fcn_edge.data.cityscapes import is_cityscapes_root, open_cityscapes
 from fcn_edge.data.dataset import SegmentationDataset
 from fcn_edge.data.folder import is_folder_root, open_folder
 from fcn_edge.data.voc import open_voc, resolve_voc_root
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 FORMATS = ("auto", "voc", "cityscapes", "folder")
 SYNTHETIC = "synthetic"  # the built-in generated set: `--data synthetic`
 

@@ -11,9 +11,8 @@ VOC and Cityscapes) left as it is. Three mask encodings are understood:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -22,8 +21,8 @@ from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.classes import default_palette
 from fcn_edge.data.png import COLOUR_GREY, COLOUR_PALETTE, read_png_info, write_palette_png
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 RGB = Tuple[int, int, int]
 IGNORE_COLOUR: RGB = (224, 224, 192)  # VOC's colour for index 255 (object borders, "void")
 

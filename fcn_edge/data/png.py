@@ -8,22 +8,21 @@ decoding) lets :mod:`fcn_edge.data.images` map the decoded colours back to indic
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.errors import DataError
+from fcn_edge.paths import PathLike
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_GREY, COLOUR_RGB, COLOUR_PALETTE, COLOUR_GREY_ALPHA, COLOUR_RGBA = 0, 2, 3, 4, 6
 
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass(frozen=True)

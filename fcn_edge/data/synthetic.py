@@ -34,7 +34,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Tuple, Union
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -44,8 +44,8 @@ from fcn_edge.data.images import write_image, write_label_png
 from fcn_edge.data.streetscene import Person, Vehicle, render, sample_lighting, sample_scene
 from fcn_edge.errors import DataError, VideoError
 from fcn_edge.paths import CACHE_ENV, cache_root
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 GENERATOR_VERSION = 1  # bump when the rendering changes, so that caches are rebuilt
 SPLITS = ("train", "val")
 CLIP_NAME = "street.mp4"

@@ -13,9 +13,9 @@ libcuda), ``summary`` (engine inspector), ``artifact`` (atomic engine + sidecar 
 ``sidecar`` (the sidecar's engine section and the compatibility check).
 """
 
+from fcn_edge.artifacts import EngineRecord, check_engine_compatible, read_engine_sidecar
 from fcn_edge.engine.build import BuildResult, build_engine, run_build
 from fcn_edge.engine.config import BuildConfig, ShapeOverrides
-from fcn_edge.engine.sidecar import EngineRecord, check_engine_compatible, read_engine_sidecar
 
 __all__ = [
     "BuildConfig", "BuildResult", "EngineRecord", "ShapeOverrides", "build_engine",

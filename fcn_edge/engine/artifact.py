@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 from fcn_edge import __version__
+from fcn_edge.artifacts import EngineRecord, write_engine_sidecar
+from fcn_edge.artifacts import ModelMeta, sidecar_path
+from fcn_edge.artifacts.sidecar import command_line
 from fcn_edge.atomic import atomic_path
 from fcn_edge.engine.build import BuildResult
-from fcn_edge.engine.sidecar import EngineRecord, command_line, write_engine_sidecar
 from fcn_edge.engine.summary import EngineSummary
 from fcn_edge.errors import EngineBuildError
-from fcn_edge.meta import ModelMeta, PathLike, sidecar_path
+from fcn_edge.paths import PathLike
 
 
 def engine_record(

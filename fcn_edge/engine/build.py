@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.engine.capabilities import Capabilities, probe
 from fcn_edge.engine.config import BuildConfig
 from fcn_edge.engine.onnx_facts import OnnxFacts, read_onnx_facts
 from fcn_edge.engine.plan import BuildPlan, plan_build
 from fcn_edge.errors import EngineBuildError, FcnEdgeError, MissingDependencyError
-from fcn_edge.meta import ModelMeta, PathLike
 from fcn_edge.optional import require
+from fcn_edge.paths import PathLike
 
 if TYPE_CHECKING:  # annotations only; run_build imports tensorrt lazily
     import tensorrt as trt  # noqa: F401

@@ -11,10 +11,10 @@ what TensorRT actually ships.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Optional, Tuple
 
+from fcn_edge.artifacts.compatibility import version_tuple
 from fcn_edge.errors import EngineBuildError
 
 
@@ -42,13 +42,6 @@ class Capabilities:
     @property
     def major(self) -> int:
         return version_tuple(self.version)[0]
-
-
-def version_tuple(version: str) -> Tuple[int, ...]:
-    numbers = re.findall(r"\d+", version)
-    if not numbers:
-        raise EngineBuildError(f"TensorRT version {version!r} has no numbers in it")
-    return tuple(int(n) for n in numbers)
 
 
 def _has(obj: Any, *path: str) -> bool:

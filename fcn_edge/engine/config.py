@@ -6,16 +6,13 @@ honour is decided in :mod:`fcn_edge.engine.plan`.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
+from fcn_edge.artifacts.shapes import Shape, parse_shape
 from fcn_edge.errors import EngineBuildError
 
-PathLike = Union[str, os.PathLike]
-Shape = Tuple[int, ...]
 
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
 TYPINGS = ("auto", "strong", "weak")
@@ -91,23 +88,6 @@ class BuildConfig:
             raise EngineBuildError("invalid build configuration: " + "; ".join(problems))
 
 
-_SHAPE = re.compile(r"^\d+(x\d+)*$")
-
-
-def parse_shape(text: str) -> Shape:
-    """``"1x3x256x320"`` -> ``(1, 3, 256, 320)``."""
-    text = text.strip().lower()
-    if not _SHAPE.match(text):
-        raise EngineBuildError(
-            f"shape {text!r} is not like 1x3x256x320 (dimensions joined by 'x', in the input's "
-            "own layout: NxHxWx3 for a fused uint8 NHWC input)"
-        )
-    shape = tuple(int(d) for d in text.split("x"))
-    if any(d < 1 for d in shape):
-        raise EngineBuildError(f"shape {text!r} has a dimension < 1")
-    return shape
-
-
 def parse_shape_arguments(values: Optional[Sequence[str]]) -> Dict[str, Shape]:
     """trtexec-style ``name:1x3x256x320`` (or a bare shape for the only input), repeatable
     and comma-separated."""
@@ -122,16 +102,3 @@ def parse_shape_arguments(values: Optional[Sequence[str]]) -> Dict[str, Shape]:
                 raise EngineBuildError(f"input {name or '(the only input)'!r} given twice in {value!r}")
             result[name] = parse_shape(shape_text)
     return result
-
-
-def parse_size(text: str) -> int:
-    """``"2G"``, ``"512M"``, ``"1048576"`` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?B)?\s*", text)
-    if not match:
-        raise EngineBuildError(f"size {text!r} is not like 2G, 512M or 1048576")
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
-    return int(float(match.group(1)) * scale)
-
-
-def format_shape(shape: Sequence[int]) -> str:
-    return "x".join(str(d) for d in shape)

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
+from fcn_edge.artifacts.dtypes import onnx_dtype_name
+from fcn_edge.artifacts import ModelMeta, file_sha256, meta_from_props
 from fcn_edge.errors import EngineBuildError, MetaError
-from fcn_edge.meta import ModelMeta, PathLike, file_sha256, meta_from_props
 from fcn_edge.optional import require
+from fcn_edge.paths import PathLike
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -81,22 +83,13 @@ class OnnxFacts:
         return f"#{index}"
 
 
-def _dtype_name(onnx, elem_type: int) -> str:
-    try:
-        import numpy as np
-
-        return str(np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)))
-    except Exception:  # unknown or non-numpy types (bfloat16, float8)
-        return onnx.TensorProto.DataType.Name(elem_type).lower()
-
-
 def _tensor_facts(onnx, value_info) -> TensorFacts:
     tensor_type = value_info.type.tensor_type
     dims = tuple(
         d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
         for d in tensor_type.shape.dim
     )
-    return TensorFacts(value_info.name, dims, _dtype_name(onnx, tensor_type.elem_type))
+    return TensorFacts(value_info.name, dims, onnx_dtype_name(tensor_type.elem_type))
 
 
 def read_onnx_facts(path: PathLike) -> OnnxFacts:

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from fcn_edge.artifacts import ProfileShapes
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.engine.capabilities import Capabilities
-from fcn_edge.engine.config import BuildConfig, Shape, format_shape
+from fcn_edge.artifacts.shapes import Shape, format_shape
+from fcn_edge.engine.config import BuildConfig
 from fcn_edge.engine.onnx_facts import OnnxFacts, TensorFacts
-from fcn_edge.engine.sidecar import ProfileShapes
 from fcn_edge.errors import EngineBuildError
-from fcn_edge.meta import ModelMeta
 
 CALIBRATOR_CLASSES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
 
@@ -106,7 +107,7 @@ def _layout_hint(meta: Optional[ModelMeta], tensor: TensorFacts) -> str:
 
 
 def _fit_to_graph(tensor: TensorFacts, shape: Shape, which: str, meta: Optional[ModelMeta]) -> Shape:
-    graph_shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
+    graph_shape = format_shape(tensor.shape)
     if len(shape) != len(tensor.shape):
         raise EngineBuildError(
             f"{which} shape {format_shape(shape)} for input '{tensor.name}' has {len(shape)} "
@@ -167,7 +168,7 @@ def plan_profiles(
             shapes = _shapes_from_meta(tensor, meta)
             source = "ModelMeta"
         else:
-            graph_shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
+            graph_shape = format_shape(tensor.shape)
             raise EngineBuildError(
                 f"{facts.path}: input '{tensor.name}' has dynamic dimensions ({graph_shape}) and "
                 f"no ModelMeta describes it; give --min/--opt/--max {tensor.name}:SHAPE"

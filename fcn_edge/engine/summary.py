@@ -9,16 +9,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from fcn_edge.artifacts.dtypes import trt_dtype_name
+from fcn_edge.artifacts.shapes import format_shape
 from fcn_edge.errors import EngineMismatchError
 
 if TYPE_CHECKING:  # annotations only; tensorrt is imported by the caller
     import tensorrt as trt  # noqa: F401
 
-# TensorRT DataType member -> numpy-style name, as ModelMeta spells dtypes.
-DTYPE_NAMES = {
-    "FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
-    "INT32": "int32", "INT64": "int64", "BOOL": "bool", "FP8": "float8", "INT4": "int4",
-}
 
 # Substrings of the inspector's "Format/Datatype" text, most specific first.
 _PRECISION_WORDS = (
@@ -59,11 +56,10 @@ class EngineSummary:
             counts = ", ".join(f"{k} {v}" for k, v in sorted(self.layer_precisions.items(), key=lambda kv: -kv[1]))
             lines.append(f"layer precision   {counts}  (by each layer's first output)")
         for tensor in self.io_tensors:
-            shape = "x".join("?" if d < 0 else str(d) for d in tensor.shape)
             extra = ""
             if tensor.profile:
-                extra = "  profile " + " / ".join("x".join(str(d) for d in s) for s in tensor.profile)
-            lines.append(f"{tensor.mode:<7} {tensor.name}: {tensor.dtype} {shape}{extra}")
+                extra = "  profile " + " / ".join(format_shape(s) for s in tensor.profile)
+            lines.append(f"{tensor.mode:<7} {tensor.name}: {tensor.dtype} {format_shape(tensor.shape)}{extra}")
         return lines
 
 
@@ -82,13 +78,12 @@ def io_tensors(trt: Any, engine: "trt.ICudaEngine") -> Tuple[TensorInfo, ...]:
         name = engine.get_tensor_name(i)
         is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
         shape = tuple(int(d) for d in engine.get_tensor_shape(name))
-        dtype_name = getattr(engine.get_tensor_dtype(name), "name", str(engine.get_tensor_dtype(name)))
         profile = None
         if is_input and profiles > 0 and any(d < 0 for d in shape):
             profile = tuple(tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, 0))
         tensors.append(TensorInfo(
             name, "input" if is_input else "output", shape,
-            DTYPE_NAMES.get(str(dtype_name).split(".")[-1], str(dtype_name).lower()), profile,
+            trt_dtype_name(engine.get_tensor_dtype(name)), profile,
         ))
     return tuple(tensors)
 

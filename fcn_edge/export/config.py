@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Tuple
 
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import ExportError
-from fcn_edge.meta import ModelMeta
 
 Size = Tuple[int, int]
 

@@ -4,27 +4,27 @@ parity in ONNX Runtime -> one .onnx file, renamed into place only when all passe
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
+from fcn_edge.artifacts import LOGITS_NAME, MASK_NAME, ModelMeta, write_onnx_meta
 from fcn_edge.atomic import atomic_path
+from fcn_edge.classes import ClassList, resolve_classes
 from fcn_edge.errors import ExportError
 from fcn_edge.export.config import MAX_TRT85_OPSET, ExportConfig, ExportReport
 from fcn_edge.export.graph_checks import check_boundary, check_model, dims, simplify
 from fcn_edge.export.parity import check_parity, parity_inputs
 from fcn_edge.export.torch_to_onnx import example_input, torch_to_onnx
 from fcn_edge.export.wrappers import export_module
-from fcn_edge.meta import LOGITS_NAME, MASK_NAME, ModelMeta, write_onnx_meta
 from fcn_edge.optional import require
+from fcn_edge.paths import PathLike
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 PROTOBUF_LIMIT = 2 * 1024**3  # one ModelProto cannot exceed 2 GiB; beyond it weights go to .onnx.data
 
 
@@ -164,23 +164,18 @@ def export_architecture(
     name: str,
     out: PathLike,
     config: ExportConfig = ExportConfig(),
-    dataset: Optional[str] = "voc",
-    num_classes: Optional[int] = None,
+    classes: Optional[ClassList] = None,
     seed: int = 0,
 ) -> ExportReport:
     """Export a freshly initialised registry model (for benchmarks and tests).
 
-    The weights are random (seeded); the ModelMeta says so in its history.
+    ``classes`` defaults to PASCAL VOC's 21. The weights are random (seeded); the ModelMeta
+    says so in its history.
     """
-    from fcn_edge.meta import meta_for_classes, meta_for_dataset
     from fcn_edge.models import build_model
 
-    if num_classes is not None and dataset is None:
-        meta = meta_for_classes(name, [f"class_{i}" for i in range(num_classes)])
-    else:
-        meta = meta_for_dataset(name, dataset or "voc")
-        if num_classes is not None and num_classes != meta.num_classes:
-            raise ExportError(f"dataset {dataset!r} has {meta.num_classes} classes, not {num_classes}")
+    classes = classes or resolve_classes("voc")
+    meta = ModelMeta(name, classes.names, classes.palette, dataset=classes.dataset)
     torch.manual_seed(seed)
     model = build_model(name, meta.num_classes)
     meta = meta.with_history(f"random initialisation (seed {seed}); not trained")

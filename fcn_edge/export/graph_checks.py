@@ -5,18 +5,11 @@ from __future__ import annotations
 import logging
 from typing import List, Tuple
 
+from fcn_edge.artifacts.dtypes import onnx_dtype_name
 from fcn_edge.errors import ExportError
 from fcn_edge.optional import require
 
 log = logging.getLogger(__name__)
-
-# onnx TensorProto elem_type -> name, for the dtypes a graph boundary may carry here
-ELEM_NAMES = {1: "float32", 2: "uint8", 6: "int32", 7: "int64", 10: "float16", 3: "int8", 9: "bool", 11: "float64"}
-
-
-def elem_name(elem_type: int) -> str:
-    return ELEM_NAMES.get(elem_type, f"onnx elem_type {elem_type}")
-
 
 def check_model(model, source: str) -> None:
     """onnx.checker with full shape inference on the in-memory proto."""
@@ -31,7 +24,7 @@ def check_boundary(model, source: str, input_dtype: str, output_dtype: str) -> N
     """The graph's input/output dtypes are the ones promised; no int64 crosses the boundary."""
     problems: List[str] = []
     for value, expected in [(v, input_dtype) for v in model.graph.input] + [(v, output_dtype) for v in model.graph.output]:
-        actual = elem_name(value.type.tensor_type.elem_type)
+        actual = onnx_dtype_name(value.type.tensor_type.elem_type)
         if actual == "int64":
             problems.append(f"{value.name} is int64, which TensorRT 8.x cannot return")
         elif actual != expected:

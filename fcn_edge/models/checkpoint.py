@@ -16,19 +16,19 @@ Every file is read with ``torch.load(weights_only=True)``: no arbitrary unpickli
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
+from fcn_edge.artifacts import ModelMeta, file_sha256, meta_for_classes, meta_for_dataset
 from fcn_edge.atomic import atomic_path
 from fcn_edge.errors import CheckpointError, MetaError
-from fcn_edge.meta import ModelMeta, file_sha256, meta_for_classes, meta_for_dataset
 from fcn_edge.models.registry import UnknownModelError, build_model
 from fcn_edge.models.vgg import VGG16_CONV_NAMES, conv_module_indices
+from fcn_edge.paths import PathLike
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ AT_ONCE_ARCH = "fcn8s_vgg16_caffe_atonce"
 # pytorch-fcn feeds Caffe's input: BGR planes, 0..255, minus this per-channel mean.
 CAFFE_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 
-PathLike = Union[str, os.PathLike]
 StateDict = Dict[str, torch.Tensor]
 
 

@@ -18,6 +18,7 @@ from fcn_edge.models.fcn import FCN, TorchvisionFCN
 from fcn_edge.models.heads import AT_ONCE_SKIP_SCALES, CAFFE_8S, CAFFE_16S, CAFFE_32S, HEADS, LEAN, Alignment, FCN8sHead
 from fcn_edge.models.mobilenetv3 import MobileNetV3Backbone
 from fcn_edge.models.resnet import ResNetBackbone
+from fcn_edge.models.tiny import TinyBackbone
 from fcn_edge.models.vgg import CAFFE_PADDING, LEAN_PADDING, VGG16Backbone
 
 
@@ -67,6 +68,8 @@ def _register_all() -> None:
                      _fcn(head, lambda depth=depth: ResNetBackbone(depth), LEAN, name))
         name = f"{head}_mobilenetv3"
         register(name, f"{text}, MobileNetV3-Large", _fcn(head, MobileNetV3Backbone, LEAN, name))
+    register("fcn8s_tiny", "FCN-8s on a backbone of a few thousand parameters: smoke tests and CI",
+             _fcn("fcn8s", TinyBackbone, LEAN, "fcn8s_tiny"))
     name = "fcn8s_vgg16_caffe_atonce"
     register(name, "FCN-8s at-once, VGG16, Caffe geometry; pool4/pool3 scaled by 0.01/0.0001 (pytorch-fcn FCN8sAtOnce)",
              lambda num_classes: FCN(VGG16Backbone(CAFFE_PADDING),

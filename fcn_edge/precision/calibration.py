@@ -24,12 +24,12 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import DataError
-from fcn_edge.meta import ModelMeta
+from fcn_edge.paths import PathLike
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 MANIFEST_EXTENSIONS = (".txt", ".lst", ".list")
 

@@ -13,20 +13,19 @@ decoded by the runtime's own decoder, so the numbers are those a deployment woul
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from fcn_edge.artifacts import ModelMeta, read_onnx_meta
 from fcn_edge.errors import PrecisionError
-from fcn_edge.meta import ModelMeta, read_onnx_meta
 from fcn_edge.optional import require
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass(frozen=True)

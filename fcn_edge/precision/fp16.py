@@ -20,19 +20,19 @@ FP32 (a Cast is added at the boundary), a uint8/int32 mask stays as it was.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
+from fcn_edge.artifacts import ModelMeta, meta_from_props, write_onnx_meta
+from fcn_edge.artifacts.variants import variant_path
 from fcn_edge.errors import PrecisionError
-from fcn_edge.meta import ModelMeta, meta_from_props, write_onnx_meta
 from fcn_edge.precision.graph import GraphIndex, input_path_nodes, output_path_nodes
 from fcn_edge.precision.onnx_io import (check_model, io_signature, load_model, model_sha256,
-                                        save_model_atomic, variant_path)
+                                        save_model_atomic)
+from fcn_edge.paths import PathLike
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 FP32_OPS = (
     "ArgMax", "ArgMin", "Softmax", "LogSoftmax", "Exp", "Pow", "ReduceSum", "ReduceMean",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import List, Tuple
 
+from fcn_edge.artifacts import file_sha256
 from fcn_edge.atomic import atomic_path
 from fcn_edge.errors import PrecisionError
-from fcn_edge.meta import file_sha256
 from fcn_edge.optional import require
+from fcn_edge.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 PROTOBUF_LIMIT = 2 ** 31 - 1
 
 
@@ -80,14 +79,3 @@ def check_model(model, where: str) -> None:
             onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise PrecisionError(f"{where}: the converted graph fails onnx.checker: {exc}") from exc
-
-
-def variant_path(model_path: PathLike, precision: str, target: str = "tensorrt") -> Path:
-    """``model.onnx`` -> ``model.int8.onnx`` / ``model.int8-ort.onnx`` / ``model.fp16.onnx``."""
-    path = Path(model_path)
-    stem = path.name[: -len(".onnx")] if path.name.endswith(".onnx") else path.stem
-    for old in (".fp32", ".fp16", ".int8", ".int8-ort"):
-        if stem.endswith(old):
-            stem = stem[: -len(old)]
-    suffix = precision if (precision != "int8" or target == "tensorrt") else "int8-ort"
-    return path.with_name(f"{stem}.{suffix}.onnx")

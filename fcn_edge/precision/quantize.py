@@ -11,25 +11,25 @@ method is TensorRT's KL search, and the Q/DQ placement is the one TensorRT (or O
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
+from fcn_edge.artifacts import ModelMeta, meta_from_props, write_onnx_meta
+from fcn_edge.artifacts.variants import variant_path, variant_tag
 from fcn_edge.errors import PrecisionError
-from fcn_edge.meta import ModelMeta, meta_from_props, write_onnx_meta
 from fcn_edge.precision import cache as calib_cache
 from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData
 from fcn_edge.precision.collect import CollectConfig, collect_histograms
 from fcn_edge.precision.graph import GraphIndex
 from fcn_edge.precision.onnx_io import (check_model, io_signature, load_model, model_sha256,
-                                        save_model_atomic, variant_path)
+                                        save_model_atomic)
+from fcn_edge.paths import PathLike
 from fcn_edge.precision.placement import TARGETS, plan_placement
 from fcn_edge.precision.qdq import activation_params, insert_qdq
 from fcn_edge.precision.ranges import DEFAULT_PERCENTILE, METHODS, TensorRange, tensor_range
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 
 # Measured on the shipped default model (synthetic val, 100 images, TensorRT target):
@@ -102,7 +102,7 @@ def quantize_int8(model_path: PathLike, calibration: Union[PathLike, Sequence[Pa
                   config: QuantizeConfig = QuantizeConfig()) -> QuantizeResult:
     """Calibrate ``model_path`` on ``calibration`` and write its INT8 Q/DQ variant."""
     model_path = Path(model_path)
-    output_path = Path(output_path) if output_path else variant_path(model_path, "int8", config.target)
+    output_path = Path(output_path) if output_path else variant_path(model_path, variant_tag("int8", config.target))
     if output_path.resolve() == model_path.resolve():
         raise PrecisionError(f"{output_path}: the output would overwrite the input model")
     model = load_model(model_path)

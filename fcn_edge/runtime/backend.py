@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from fcn_edge.meta import ModelMeta
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.runtime.result import InferTimings
 
 BACKENDS = ("tensorrt", "onnxruntime", "torch")

@@ -16,8 +16,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import MetaError, RuntimeInputError
-from fcn_edge.meta import ModelMeta
 from fcn_edge.runtime.preprocess import Placement
 
 FILTER_MODES = ("point", "linear")

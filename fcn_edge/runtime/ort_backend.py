@@ -15,8 +15,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta
+from fcn_edge.artifacts.dtypes import ort_dtype_name
 from fcn_edge.errors import MetaError, RuntimeInputError
-from fcn_edge.meta import ModelMeta
 from fcn_edge.optional import require
 from fcn_edge.paths import cache_root
 from fcn_edge.runtime.backend import Backend
@@ -28,7 +29,6 @@ CPU_EP = "CPUExecutionProvider"
 CUDA_EP = "CUDAExecutionProvider"
 TRT_EP = "TensorrtExecutionProvider"
 DEVICE_EPS = (TRT_EP, CUDA_EP)
-ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 PROVIDER_ALIASES = {"cpu": CPU_EP, "cuda": CUDA_EP, "tensorrt": TRT_EP, "trt": TRT_EP}
 
 
@@ -111,11 +111,11 @@ class OrtBackend(Backend):
         self.output_name = _pick(meta.output_name, [o.name for o in outputs], self.path, "output")
         node = next(i for i in inputs if i.name == self.input_name)
         self._input_dims = tuple(d if isinstance(d, int) else None for d in node.shape)
-        graph_dtype = ORT_TYPES.get(node.type)
-        if graph_dtype is not None and graph_dtype != meta.input_dtype:
+        graph_dtype = ort_dtype_name(node.type)
+        if graph_dtype != meta.input_dtype:
             raise MetaError(
                 f"{self.path}: the graph's input {self.input_name} is {graph_dtype} but its ModelMeta says "
-                f"{meta.input_dtype}; re-export, or fix the meta with fcn_edge.meta.write_onnx_meta"
+                f"{meta.input_dtype}; re-export, or fix the meta with fcn_edge.artifacts.write_onnx_meta"
             )
         self._binding = self.session.io_binding()
         self._host_out: Dict[Tuple[int, ...], np.ndarray] = {}

@@ -14,8 +14,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import RuntimeInputError
-from fcn_edge.meta import ModelMeta
 
 LETTERBOX_FILL = 114  # grey padding, as most detection/segmentation letterboxes use
 

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from fcn_edge.meta import ModelMeta
+from fcn_edge.artifacts import ModelMeta
 
 
 @dataclass(frozen=True)

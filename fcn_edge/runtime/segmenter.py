@@ -15,8 +15,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta, model_kind
 from fcn_edge.errors import MetaError, RuntimeInputError
-from fcn_edge.meta import ModelMeta
 from fcn_edge.runtime.backend import BACKEND_ALIASES, BACKENDS, Backend
 from fcn_edge.runtime.decode import DecodeConfig, Decoder
 from fcn_edge.runtime.preprocess import Preprocessor
@@ -24,9 +24,6 @@ from fcn_edge.runtime.result import SegmentationResult, StageTimings
 
 log = logging.getLogger(__name__)
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-ONNX_SUFFIXES = (".onnx",)
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 # Frames per call when the graph sets no batch limit: bounds host memory for huge lists.
 UNBOUNDED_BATCH_STEP = 16
 
@@ -155,21 +152,6 @@ def _check_input_size(meta: ModelMeta, size: Tuple[int, int], backend: Backend) 
                 )
 
 
-def detect_kind(path: Path) -> str:
-    """'engine', 'onnx' or 'checkpoint', from the file name."""
-    suffix = path.suffix.lower()
-    if suffix in ENGINE_SUFFIXES:
-        return "engine"
-    if suffix in ONNX_SUFFIXES:
-        return "onnx"
-    if suffix in CHECKPOINT_SUFFIXES:
-        return "checkpoint"
-    raise MetaError(
-        f"{path}: cannot tell the model kind from the suffix {suffix!r}; expected one of "
-        f"{ENGINE_SUFFIXES + ONNX_SUFFIXES + CHECKPOINT_SUFFIXES}"
-    )
-
-
 def normalise_backend(name: str) -> str:
     name = BACKEND_ALIASES.get(name.lower(), name.lower())
     if name != "auto" and name not in BACKENDS:
@@ -198,7 +180,10 @@ def load_segmenter(
     path = Path(path)
     if not path.is_file():
         raise MetaError(f"{path}: no such model file")
-    kind = detect_kind(path)
+    kind = model_kind(path).require(
+        "engine", "onnx", "checkpoint", purpose="the runtime runs TensorRT engines, ONNX models and "
+        "fcn-edge checkpoints", hint="export it first with `fcn-edge export`",
+    ).kind
     chosen = normalise_backend(backend)
     if chosen == "auto":
         chosen = {"engine": "tensorrt", "onnx": "onnxruntime", "checkpoint": "torch"}[kind]
@@ -217,7 +202,7 @@ def load_segmenter(
         raise MetaError(f"cuda_graph=True applies to the tensorrt backend only, not {chosen!r}")
 
     if chosen == "onnxruntime":
-        from fcn_edge.meta import read_onnx_meta
+        from fcn_edge.artifacts import read_onnx_meta
         from fcn_edge.runtime.ort_backend import OrtBackend
 
         runner: Backend = OrtBackend(path, read_onnx_meta(path), providers, device, threads)

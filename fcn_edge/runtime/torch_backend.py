@@ -12,8 +12,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import MetaError, RuntimeInputError
-from fcn_edge.meta import ModelMeta
 from fcn_edge.optional import require
 from fcn_edge.runtime.backend import Backend
 from fcn_edge.runtime.result import InferTimings

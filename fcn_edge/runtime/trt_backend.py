@@ -17,27 +17,25 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta
+from fcn_edge.artifacts.dtypes import trt_dtype_name
 from fcn_edge.errors import EngineMismatchError, MetaError, RuntimeInputError
-from fcn_edge.meta import ModelMeta
 from fcn_edge.optional import require
 from fcn_edge.runtime.backend import Backend
 from fcn_edge.runtime.result import InferTimings
 
 log = logging.getLogger(__name__)
 
-# TensorRT DataType member name -> numpy dtype (our own table: trt.nptype is a Python
-# helper whose presence differs between releases).
-_DTYPES = {
-    "FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32,
-    "INT64": np.int64, "UINT8": np.uint8, "BOOL": np.bool_,
-}
+# The dtypes the runtime feeds and reads (trt.nptype is a Python helper whose presence
+# differs between releases, so the names come from fcn_edge.artifacts.dtypes).
+RUNTIME_DTYPES = ("float32", "float16", "int8", "int32", "int64", "uint8", "bool")
 
 
 def numpy_dtype(trt_dtype: Any) -> np.dtype:
-    name = getattr(trt_dtype, "name", str(trt_dtype).split(".")[-1])
-    if name not in _DTYPES:
+    name = trt_dtype_name(trt_dtype)
+    if name not in RUNTIME_DTYPES:
         raise MetaError(f"TensorRT tensor type {name} has no numpy counterpart the runtime handles")
-    return np.dtype(_DTYPES[name])
+    return np.dtype(name)
 
 
 def check_engine_for_machine(path, trt_version: str, gpu_name: str, capability) -> Tuple[ModelMeta, Any]:
@@ -46,7 +44,7 @@ def check_engine_for_machine(path, trt_version: str, gpu_name: str, capability) 
     Returns (meta, EngineRecord). Split from :meth:`TrtBackend.from_file` so the checks can
     be run, and tested, against any machine's facts.
     """
-    from fcn_edge.engine.sidecar import check_engine_compatible, read_engine_sidecar
+    from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
 
     meta, record = read_engine_sidecar(path)
     check_engine_compatible(record, trt_version, gpu_name, capability, engine_path=path)
@@ -78,7 +76,7 @@ class TrtBackend(Backend):
         from fcn_edge.runtime.cuda_buffers import CudaContext
 
         path = Path(path)
-        from fcn_edge.meta import sidecar_path
+        from fcn_edge.artifacts import sidecar_path
 
         if not sidecar_path(path).is_file():
             raise MetaError(

@@ -36,7 +36,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1  # measured: 1 thread ran 10x faster than 2 on 2 cores shared with other jobs
     workers: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda:N
     val_every: int = 250
     val_limit: Optional[int] = None  # evaluate on the first N val images only
     checkpoint_every: int = 250

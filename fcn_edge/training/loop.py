@@ -21,11 +21,12 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from fcn_edge.artifacts import ModelMeta, meta_for_classes, meta_for_dataset
+from fcn_edge.atomic import write_json_atomic
 from fcn_edge.data.augment import AugmentConfig
 from fcn_edge.data.dataset import SegmentationDataset
 from fcn_edge.data.formats import open_dataset, resolve_root
 from fcn_edge.errors import CheckpointError, DataError
-from fcn_edge.meta import ModelMeta, meta_for_classes, meta_for_dataset, write_json_atomic
 from fcn_edge.optional import require
 from fcn_edge.training.batches import TrainStream, batch_indices
 from fcn_edge.training.config import TrainConfig
@@ -81,8 +82,11 @@ def open_splits(config: TrainConfig):
 def _device(torch, name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError("device 'cuda' asked for, but this torch has no CUDA device; use --device cpu")
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+            raise CheckpointError(f"CUDA device {index} asked for, but this torch sees "
+                                  f"{torch.cuda.device_count() if torch.cuda.is_available() else 0}; use --device cpu")
     return name
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fcn_edge.meta import ModelMeta
+from fcn_edge.artifacts import ModelMeta
 from fcn_edge.runtime.preprocess import Preprocessor
 
 

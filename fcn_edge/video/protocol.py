@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Protocol
 
 import numpy as np
 
-from fcn_edge.meta import ModelMeta
+from fcn_edge.artifacts import ModelMeta
 
 
 class SegmentationLike(Protocol):

@@ -1,28 +1,22 @@
 """ModelMeta: the one contract that travels with a model from checkpoint to engine.
 
-Export writes it into the ONNX ``metadata_props`` (key :data:`ONNX_KEY`, a JSON value);
-every later step reads it from there; ``build-engine`` copies it into the engine's
-``<name>.engine.json`` sidecar. Checkpoints carry it as a plain dict, which
-``torch.load(weights_only=True)`` accepts. This module needs only numpy and the stdlib.
+Export writes it into the ONNX ``metadata_props`` (:mod:`.onnx_meta`); every later step
+reads it from there; ``build-engine`` copies it into the engine's ``<name>.engine.json``
+sidecar (:mod:`.sidecar`). Checkpoints carry it as a plain dict, which
+``torch.load(weights_only=True)`` accepts. This module needs only the stdlib.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple
 
-from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.classes import DATASETS, default_palette
 from fcn_edge.errors import MetaError
 
 SCHEMA_VERSION = 1
-ONNX_KEY = "fcn_edge.meta"
-SIDECAR_SUFFIX = ".json"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -39,7 +33,6 @@ OUTPUT_KINDS = ("logits", "mask")
 OUTPUT_DTYPES = ("float32", "float16", "uint8", "int32")
 PRECISIONS = ("fp32", "fp16", "int8")
 
-PathLike = Union[str, os.PathLike]
 Size = Tuple[int, int]
 
 
@@ -212,94 +205,3 @@ def meta_for_dataset(architecture: str, dataset: str, **overrides: Any) -> Model
 def meta_for_classes(architecture: str, class_names, **overrides: Any) -> ModelMeta:
     names = tuple(class_names)
     return ModelMeta(architecture, names, default_palette(len(names)), **overrides)
-
-
-# -- ONNX metadata_props ------------------------------------------------------------------
-def write_onnx_meta(model: Any, meta: ModelMeta) -> None:
-    """Store ``meta`` in an ``onnx.ModelProto``'s metadata_props, replacing an older copy."""
-    props = model.metadata_props
-    for i in reversed(range(len(props))):
-        if props[i].key == ONNX_KEY:
-            del props[i]
-    entry = props.add()
-    entry.key = ONNX_KEY
-    entry.value = meta.to_json()
-
-
-def meta_from_props(props: Mapping[str, str], source: str) -> ModelMeta:
-    if ONNX_KEY not in props:
-        raise MetaError(
-            f"{source} carries no ModelMeta (metadata_props key '{ONNX_KEY}'); "
-            "export it with `fcn-edge export`, or add the meta with fcn_edge.meta.write_onnx_meta"
-        )
-    return ModelMeta.from_json(props[ONNX_KEY], source)
-
-
-def read_onnx_meta(path: PathLike) -> ModelMeta:
-    """Read ModelMeta from an ONNX file with onnx, or ONNX Runtime where onnx is absent."""
-    path = Path(path)
-    if not path.is_file():
-        raise MetaError(f"{path}: no such ONNX file")
-    try:
-        import onnx
-    except ImportError:
-        onnx = None
-    if onnx is not None:
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # onnx raises DecodeError and friends
-            raise MetaError(f"{path}: not a readable ONNX model: {exc}") from exc
-        return meta_from_props({p.key: p.value for p in model.metadata_props}, str(path))
-    from fcn_edge.optional import require
-
-    ort = require("onnxruntime", "reading ModelMeta from ONNX")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return meta_from_props(session.get_modelmeta().custom_metadata_map, str(path))
-
-
-# -- JSON sidecars --------------------------------------------------------------------------
-def sidecar_path(artifact: PathLike) -> Path:
-    """``model.engine`` -> ``model.engine.json``."""
-    artifact = Path(artifact)
-    return artifact.with_name(artifact.name + SIDECAR_SUFFIX)
-
-
-def write_json_atomic(path: PathLike, data: Mapping[str, Any]) -> Path:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    return write_bytes_atomic(path, text.encode())
-
-
-def write_sidecar(artifact: PathLike, meta: ModelMeta, extra: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write ``<artifact>.json`` holding ``meta`` plus artifact-specific ``extra`` fields."""
-    data: Dict[str, Any] = {"meta": meta.to_dict()}
-    if extra:
-        data.update(extra)
-    return write_json_atomic(sidecar_path(artifact), data)
-
-
-def read_sidecar(artifact: PathLike) -> Tuple[ModelMeta, Dict[str, Any]]:
-    """Return (meta, the other sidecar fields) for ``artifact``'s ``.json`` sidecar."""
-    path = sidecar_path(artifact)
-    if not path.is_file():
-        raise MetaError(
-            f"{artifact}: its sidecar {path.name} is missing; the sidecar holds the model's "
-            "classes, preprocessing and build facts. Rebuild with `fcn-edge build-engine`, "
-            "which writes both"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MetaError(f"{path}: unreadable sidecar: {exc}") from exc
-    if not isinstance(data, dict) or "meta" not in data:
-        raise MetaError(f"{path}: sidecar has no 'meta' object")
-    meta = ModelMeta.from_dict(data.pop("meta"), str(path))
-    return meta, data
-
-
-def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()

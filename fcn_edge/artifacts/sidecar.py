@@ -1,0 +1,175 @@
+"""The engine's sidecar ``<name>.engine.json``: ModelMeta plus the ``engine`` section.
+
+The ``.engine`` file stays a plain TensorRT plan (trtexec loads it); everything fcn-edge
+knows about it lives here: the model's contract (ModelMeta) and how, where and from what
+the engine was built (:class:`EngineRecord`). :mod:`.compatibility` checks it against the
+running machine. No tensorrt, no CUDA: the stdlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+from fcn_edge.artifacts.meta import ModelMeta
+from fcn_edge.atomic import write_json_atomic
+from fcn_edge.errors import MetaError
+from fcn_edge.paths import PathLike
+
+SIDECAR_SUFFIX = ".json"
+ENGINE_SECTION = "engine"
+ENGINE_SCHEMA_VERSION = 1
+
+Capability = Union[str, Sequence[int]]
+
+
+def sidecar_path(engine: PathLike) -> Path:
+    """``model.engine`` -> ``model.engine.json``."""
+    engine = Path(engine)
+    return engine.with_name(engine.name + SIDECAR_SUFFIX)
+
+
+@dataclass(frozen=True)
+class ProfileShapes:
+    """One optimisation profile for one input: shapes in the input's own layout."""
+
+    input_name: str
+    min: Tuple[int, ...]
+    opt: Tuple[int, ...]
+    max: Tuple[int, ...]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"input": self.input_name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ProfileShapes":
+        return cls(
+            str(data["input"]),
+            tuple(int(v) for v in data["min"]),
+            tuple(int(v) for v in data["opt"]),
+            tuple(int(v) for v in data["max"]),
+        )
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """How and where an engine was built; the sidecar's ``engine`` section.
+
+    ``typing`` is "strong" (strongly typed network: precision comes from the ONNX) or
+    "weak" (builder flags choose precision). ``int8_mode`` is "explicit" (Q/DQ in the
+    ONNX), "implicit" (legacy calibrator) or "" when the engine has no INT8.
+    """
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str  # "8.7"
+    precision: str
+    typing: str
+    flags: Tuple[str, ...]
+    profiles: Tuple[ProfileShapes, ...]
+    onnx_path: str
+    onnx_sha256: str
+    build_seconds: float
+    built_at: str  # ISO 8601, UTC
+    int8_mode: str = ""
+    workspace_bytes: Optional[int] = None
+    optimization_level: Optional[int] = None
+    dla_core: Optional[int] = None
+    timing_cache: str = ""
+    calibration_cache: str = ""
+    engine_bytes: int = 0
+    engine_sha256: str = ""
+    layer_count: Optional[int] = None
+    io_tensors: Tuple[Dict[str, Any], ...] = field(default_factory=tuple)
+    rebuild_command: str = ""
+    fcn_edge_version: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["flags"] = list(self.flags)
+        data["profiles"] = [p.to_dict() for p in self.profiles]
+        data["io_tensors"] = [dict(t) for t in self.io_tensors]
+        data["schema_version"] = ENGINE_SCHEMA_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<sidecar>") -> "EngineRecord":
+        known = set(cls.__dataclass_fields__)
+        missing = [
+            k for k in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "typing")
+            if k not in data
+        ]
+        if missing:
+            raise MetaError(f"{source}: the '{ENGINE_SECTION}' section lacks {missing}")
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs.setdefault("flags", ())
+        kwargs.setdefault("profiles", ())
+        kwargs.setdefault("onnx_path", "")
+        kwargs.setdefault("onnx_sha256", "")
+        kwargs.setdefault("build_seconds", 0.0)
+        kwargs.setdefault("built_at", "")
+        kwargs["flags"] = tuple(str(f) for f in kwargs["flags"])
+        kwargs["profiles"] = tuple(ProfileShapes.from_dict(p) for p in kwargs["profiles"])
+        kwargs["io_tensors"] = tuple(dict(t) for t in kwargs.get("io_tensors", ()))
+        kwargs["compute_capability"] = format_capability(kwargs["compute_capability"])
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise MetaError(f"{source}: malformed '{ENGINE_SECTION}' section: {exc}") from exc
+
+
+def format_capability(capability: Capability) -> str:
+    """(8, 7), [8, 7], "8.7" and "sm_87" all become "8.7"."""
+    if isinstance(capability, str):
+        text = capability.strip().lower()
+        match = re.fullmatch(r"(?:sm_?)?(\d+)(?:\.(\d+))?", text)
+        if not match:
+            raise MetaError(f"compute capability {capability!r} is not like '8.7'")
+        if match.group(2) is None:  # "87" / "sm_87"
+            digits = match.group(1)
+            return f"{digits[:-1]}.{digits[-1]}"
+        return f"{int(match.group(1))}.{int(match.group(2))}"
+    parts = tuple(int(v) for v in capability)
+    if len(parts) != 2:
+        raise MetaError(f"compute capability {capability!r} is not a (major, minor) pair")
+    return f"{parts[0]}.{parts[1]}"
+
+
+def write_engine_sidecar(engine_path: PathLike, meta: ModelMeta, record: EngineRecord) -> Path:
+    """Write ``<engine>.json`` atomically: ModelMeta plus the ``engine`` section."""
+    data = {"meta": meta.to_dict(), ENGINE_SECTION: record.to_dict()}
+    return write_json_atomic(sidecar_path(engine_path), data)
+
+
+def read_engine_sidecar(engine_path: PathLike) -> Tuple[ModelMeta, EngineRecord]:
+    """Read ``<engine>.json``: (ModelMeta, EngineRecord), or :class:`MetaError` naming the file."""
+    path = sidecar_path(engine_path)
+    if not path.is_file():
+        raise MetaError(
+            f"{engine_path}: its sidecar {path.name} is missing; it holds the model's classes and "
+            "preprocessing and the TensorRT/GPU the engine was built for. Rebuild with "
+            f"`fcn-edge build-engine MODEL.onnx -o {Path(engine_path).name}`, which writes both"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetaError(f"{path}: unreadable sidecar: {exc}") from exc
+    if not isinstance(data, dict) or "meta" not in data:
+        raise MetaError(f"{path}: the sidecar has no 'meta' object")
+    meta = ModelMeta.from_dict(data["meta"], str(path))
+    section = data.get(ENGINE_SECTION)
+    if not isinstance(section, Mapping):
+        raise MetaError(
+            f"{path}: the sidecar has no '{ENGINE_SECTION}' section (it was not written by "
+            "`fcn-edge build-engine`); rebuild the engine with `fcn-edge build-engine`"
+        )
+    return meta, EngineRecord.from_dict(section, str(path))
+
+
+def command_line(args: Sequence[str]) -> str:
+    """A shell-quoted command line, for ``rebuild_command``."""
+    return " ".join(shlex.quote(str(a)) for a in args)
