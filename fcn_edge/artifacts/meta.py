@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from fcn_edge.artifacts.fields import FieldReader
 from fcn_edge.classes import DATASETS, default_palette
 from fcn_edge.errors import MetaError
 
@@ -95,6 +96,9 @@ class ModelMeta:
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(size) < 1):
                 problems.append(f"{name}={size} is not a positive (height, width)")
+        low, opt, high = self.size_range
+        if not problems and not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+            problems.append(f"sizes must satisfy min_size <= input_size <= max_size, got {low}, {opt}, {high}")
         if self.max_batch < 1:
             problems.append(f"max_batch={self.max_batch} must be >= 1")
         if self.output_kind == "mask" and self.output_dtype not in ("uint8", "int32"):
@@ -155,34 +159,48 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> "ModelMeta":
-        if not isinstance(data, Mapping):
-            raise MetaError(f"{source}: ModelMeta must be a JSON object, got {type(data).__name__}")
-        version = data.get("schema_version", SCHEMA_VERSION)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        """Read and check every field (type, range, length); unknown keys are ignored, so a
+        newer minor version's extra fields do not stop an older reader."""
+        read = FieldReader(data, source, "meta")
+        version = read.integer("schema_version", SCHEMA_VERSION, low=0)
+        if version > SCHEMA_VERSION:
             raise MetaError(
-                f"{source}: ModelMeta schema_version {version!r} is newer than this fcn-edge "
+                f"{source}: ModelMeta schema_version {version} is newer than this fcn-edge "
                 f"understands ({SCHEMA_VERSION}); upgrade fcn-edge"
             )
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        missing = [n for n in ("architecture", "class_names", "palette") if n not in data]
-        if missing:
-            raise MetaError(f"{source}: ModelMeta lacks required keys {missing}")
-        kwargs: Dict[str, Any] = {}
-        for name, value in data.items():
-            if name not in known:
-                continue  # written by a newer minor version; keep reading what we know
-            if name == "palette":
-                value = tuple(tuple(int(c) for c in colour) for colour in value)
-            elif name in ("input_size", "min_size", "max_size"):
-                value = None if value is None else tuple(int(v) for v in value)
-            elif name in ("mean", "std"):
-                value = tuple(float(v) for v in value)
-            elif name in ("class_names", "history"):
-                value = tuple(str(v) for v in value)
-            kwargs[name] = value
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        names = read.text_list("class_names", nonempty=True)
+        palette = read.palette("palette")
+        if len(palette) != len(names):
+            raise read.error("palette", f"one colour per class ({len(names)})", f"{len(palette)} colours")
+        kwargs: Dict[str, Any] = dict(
+            architecture=read.text("architecture", nonempty=True),
+            class_names=names,
+            palette=palette,
+            input_size=read.int_tuple("input_size", defaults["input_size"], length=2),
+            min_size=read.int_tuple("min_size", None, length=2, optional=True),
+            max_size=read.int_tuple("max_size", None, length=2, optional=True),
+            max_batch=read.integer("max_batch", defaults["max_batch"], low=1),
+            dynamic_batch=read.boolean("dynamic_batch", defaults["dynamic_batch"]),
+            resize_mode=read.choice("resize_mode", RESIZE_MODES, defaults["resize_mode"]),
+            mean=read.number_tuple("mean", 3, defaults["mean"]),
+            std=read.number_tuple("std", 3, defaults["std"], positive=True),
+            input_layout=read.choice("input_layout", LAYOUTS, defaults["input_layout"]),
+            input_dtype=read.choice("input_dtype", INPUT_DTYPES, defaults["input_dtype"]),
+            channel_order=read.choice("channel_order", CHANNEL_ORDERS, defaults["channel_order"]),
+            output_kind=read.choice("output_kind", OUTPUT_KINDS, defaults["output_kind"]),
+            output_dtype=read.choice("output_dtype", OUTPUT_DTYPES, defaults["output_dtype"]),
+            precision=read.choice("precision", PRECISIONS, defaults["precision"]),
+            ignore_index=read.integer("ignore_index", defaults["ignore_index"], low=0),
+            input_name=read.text("input_name", defaults["input_name"], nonempty=True),
+            output_name=read.text("output_name", defaults["output_name"], nonempty=True),
+            source_hash=read.text("source_hash", defaults["source_hash"]),
+            dataset=read.text("dataset", defaults["dataset"]),
+            history=read.text_list("history", ()),
+        )
         try:
             return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
+        except MetaError as exc:  # the cross-field checks of __post_init__
             raise MetaError(f"{source}: {exc}") from exc
 
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
+from fcn_edge.artifacts.fields import FieldReader
 from fcn_edge.artifacts.meta import ModelMeta
 from fcn_edge.atomic import write_json_atomic
 from fcn_edge.errors import MetaError
@@ -23,6 +24,9 @@ from fcn_edge.paths import PathLike
 SIDECAR_SUFFIX = ".json"
 ENGINE_SECTION = "engine"
 ENGINE_SCHEMA_VERSION = 1
+ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
+TYPINGS = ("strong", "weak")
+INT8_MODES = ("", "explicit", "implicit")
 
 Capability = Union[str, Sequence[int]]
 
@@ -46,13 +50,13 @@ class ProfileShapes:
         return {"input": self.input_name, "min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ProfileShapes":
-        return cls(
-            str(data["input"]),
-            tuple(int(v) for v in data["min"]),
-            tuple(int(v) for v in data["opt"]),
-            tuple(int(v) for v in data["max"]),
-        )
+    def from_reader(cls, read: FieldReader) -> "ProfileShapes":
+        low = read.int_tuple("min")
+        opt = read.int_tuple("opt", length=len(low))
+        high = read.int_tuple("max", length=len(low))
+        if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+            raise read.error("opt", "between min and max in every dimension", list(opt))
+        return cls(read.text("input", nonempty=True), low, opt, high)
 
 
 @dataclass(frozen=True)
@@ -98,45 +102,59 @@ class EngineRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<sidecar>") -> "EngineRecord":
-        known = set(cls.__dataclass_fields__)
-        missing = [
-            k for k in ("tensorrt_version", "gpu_name", "compute_capability", "precision", "typing")
-            if k not in data
-        ]
-        if missing:
-            raise MetaError(f"{source}: the '{ENGINE_SECTION}' section lacks {missing}")
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs.setdefault("flags", ())
-        kwargs.setdefault("profiles", ())
-        kwargs.setdefault("onnx_path", "")
-        kwargs.setdefault("onnx_sha256", "")
-        kwargs.setdefault("build_seconds", 0.0)
-        kwargs.setdefault("built_at", "")
-        kwargs["flags"] = tuple(str(f) for f in kwargs["flags"])
-        kwargs["profiles"] = tuple(ProfileShapes.from_dict(p) for p in kwargs["profiles"])
-        kwargs["io_tensors"] = tuple(dict(t) for t in kwargs.get("io_tensors", ()))
-        kwargs["compute_capability"] = format_capability(kwargs["compute_capability"])
+        """Read and check every field; unknown keys are ignored (a newer writer's extras)."""
+        read = FieldReader(data, source, ENGINE_SECTION)
+        version = read.integer("schema_version", ENGINE_SCHEMA_VERSION, low=0)
+        if version > ENGINE_SCHEMA_VERSION:
+            raise MetaError(f"{source}: engine schema_version {version} is newer than this fcn-edge "
+                            f"understands ({ENGINE_SCHEMA_VERSION}); upgrade fcn-edge")
+        capability = read.text("compute_capability", nonempty=True)
         try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise MetaError(f"{source}: malformed '{ENGINE_SECTION}' section: {exc}") from exc
+            capability = format_capability(capability)
+        except MetaError:
+            raise read.error("compute_capability", "a compute capability like '8.7'", capability) from None
+        return cls(
+            tensorrt_version=read.text("tensorrt_version", nonempty=True),
+            gpu_name=read.text("gpu_name", nonempty=True),
+            compute_capability=capability,
+            precision=read.choice("precision", ENGINE_PRECISIONS),
+            typing=read.choice("typing", TYPINGS),
+            flags=read.text_list("flags", ()),
+            profiles=tuple(ProfileShapes.from_reader(r) for r in read.objects("profiles", ())),
+            onnx_path=read.text("onnx_path", ""),
+            onnx_sha256=read.text("onnx_sha256", ""),
+            build_seconds=read.number("build_seconds", 0.0, low=0.0),
+            built_at=read.text("built_at", ""),
+            int8_mode=read.choice("int8_mode", INT8_MODES, ""),
+            workspace_bytes=read.integer("workspace_bytes", None, low=1, optional=True),
+            optimization_level=read.integer("optimization_level", None, low=0, high=5, optional=True),
+            dla_core=read.integer("dla_core", None, low=0, optional=True),
+            timing_cache=read.text("timing_cache", ""),
+            calibration_cache=read.text("calibration_cache", ""),
+            engine_bytes=read.integer("engine_bytes", 0, low=0),
+            engine_sha256=read.text("engine_sha256", ""),
+            layer_count=read.integer("layer_count", None, low=0, optional=True),
+            io_tensors=tuple(dict(r.data) for r in read.objects("io_tensors", ())),
+            rebuild_command=read.text("rebuild_command", ""),
+            fcn_edge_version=read.text("fcn_edge_version", ""),
+        )
 
 
 def format_capability(capability: Capability) -> str:
     """(8, 7), [8, 7], "8.7" and "sm_87" all become "8.7"."""
     if isinstance(capability, str):
         text = capability.strip().lower()
-        match = re.fullmatch(r"(?:sm_?)?(\d+)(?:\.(\d+))?", text)
+        match = re.fullmatch(r"(\d+)\.(\d+)|(?:sm_?)?(\d{2,3})", text)
         if not match:
             raise MetaError(f"compute capability {capability!r} is not like '8.7'")
-        if match.group(2) is None:  # "87" / "sm_87"
-            digits = match.group(1)
-            return f"{digits[:-1]}.{digits[-1]}"
+        if match.group(3) is not None:  # "87" / "sm_87" / "sm_100"
+            digits = match.group(3)
+            return f"{int(digits[:-1])}.{digits[-1]}"
         return f"{int(match.group(1))}.{int(match.group(2))}"
-    parts = tuple(int(v) for v in capability)
-    if len(parts) != 2:
-        raise MetaError(f"compute capability {capability!r} is not a (major, minor) pair")
-    return f"{parts[0]}.{parts[1]}"
+    if (isinstance(capability, (list, tuple)) and len(capability) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in capability)):
+        return f"{capability[0]}.{capability[1]}"
+    raise MetaError(f"compute capability {capability!r} is not a (major, minor) pair or a string like '8.7'")
 
 
 def write_engine_sidecar(engine_path: PathLike, meta: ModelMeta, record: EngineRecord) -> Path:
