@@ -105,11 +105,6 @@ class Gate:
     line: int
 
 
-@dataclass
-class Problems:
-    dynamic_without_names: List[str]
-
-
 def _comments(source: str) -> Dict[int, str]:
     out: Dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
