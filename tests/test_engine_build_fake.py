@@ -344,7 +344,7 @@ def test_engine_and_sidecar_content(onnx_dir, tmp_path):
     assert section["profiles"] == [{"input": "input", "min": PROFILE_NCHW[0], "opt": PROFILE_NCHW[1], "max": PROFILE_NCHW[2]}]
     assert section["onnx_sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     assert section["engine_sha256"] == hashlib.sha256(result.engine).hexdigest()
-    assert section["workspace_bytes"] == 1 << 28 and section["build_seconds"] >= 0
+    assert section["workspace_bytes"] == 1 << 28 and section["build_seconds"] == round(result.build_seconds, 3)
     assert section["built_at"].endswith("Z") and section["layer_count"] == len(fake_plan(result.engine)["layers"])
     assert section["io_tensors"][0] == {"name": "input", "mode": "input", "shape": [-1, 3, -1, -1], "dtype": "float32",
                                         "profile": dict(zip(("min", "opt", "max"), PROFILE_NCHW))}
@@ -509,3 +509,20 @@ def test_fp16_fallback_on_tensorrt_11_says_to_drop_it(onnx_dir):
         build(onnx_dir / "tiny_int8.onnx", "11.4.0.106", BuildConfig(fp16_fallback=True))
     assert "--fp16-fallback" in str(info.value) and "not available on TensorRT 11.4.0.106" in str(info.value)
     assert "drop --fp16-fallback" in str(info.value)
+
+
+def test_the_engine_layer_imports_neither_tensorrt_nor_the_precision_layer():
+    """Every engine module imports without TensorRT, onnx or torch, and never the precision layer
+    (the calibration batches are handed in)."""
+    import subprocess
+
+    code = (
+        "import pkgutil, importlib, sys, fcn_edge.engine as e\n"
+        "names = [importlib.import_module('fcn_edge.engine.' + m.name).__name__ for m in pkgutil.iter_modules(e.__path__)]\n"
+        "print(len(names), sorted(m for m in ('tensorrt', 'onnx', 'torch', 'fcn_edge.precision') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, loaded = done.stdout.split(" ", 1)
+    assert int(count) >= 11 and loaded.strip() == "[]"

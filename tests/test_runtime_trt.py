@@ -70,7 +70,8 @@ def test_the_runtime_never_imports_the_engine_builder():
         "import sys, fcn_edge.runtime, fcn_edge.runtime.trt_backend\n"
         "print(sorted(m for m in sys.modules if m == 'fcn_edge.engine' or m.startswith('fcn_edge.engine.')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
