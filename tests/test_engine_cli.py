@@ -159,6 +159,15 @@ def test_info_engine_with_tensorrt_checks_it_against_this_machine(capsys, fake_m
     assert data["compatible"] is True and data["problems"] == [] and data["live_io_tensors"][0]["name"] == "input"
 
 
+def test_info_engine_without_sidecar_reads_the_engine_itself(capsys, fake_machine, models, tmp_path):
+    engine = _engine(models, tmp_path)
+    (tmp_path / "m.engine.json").unlink()
+    assert main(["info", str(engine)]) == 1  # the runtime would refuse it
+    out = capsys.readouterr().out
+    assert "sidecar           " in out and "m.engine.json is missing" in out
+    assert "input   (engine) input: float32 ?x3x?x?" in out and "meta: none" in out
+
+
 def test_info_reports_an_engine_replaced_after_its_sidecar(capsys, models, tmp_path, monkeypatch):
     engine = _engine(models, tmp_path, "fp16")
     other = _engine(models, tmp_path / "other", "fp32")

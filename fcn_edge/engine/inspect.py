@@ -69,7 +69,9 @@ class ModelInfo:
         """What stops the runtime from loading this engine here; empty for an ONNX."""
         if self.engine is None:
             return ()
-        found = [self.engine.file_problem] if self.engine.file_problem else []
+        found = [self.meta_error] if self.engine.record is None else []  # the runtime needs the sidecar
+        if self.engine.file_problem:
+            found.append(self.engine.file_problem)
         live = self.engine.live
         if live is not None and live.compatible is False:
             found.append(live.problem)
