@@ -5,9 +5,10 @@ It has the API *shape* of a TensorRT release (which classes, enum members and me
 exist, so ``hasattr`` probes answer as on the real one: tests/test_engine_build_fake.py
 checks its names against the extracted surfaces), and it records what fcn-edge asked of it.
 ``build_serialized_network`` returns a JSON "plan" of the requests (network flags, builder
-flags, profiles, workspace, DLA, calibration batches) so tests can assert on them, and the
-fake runtime deserialises that JSON back into an engine whose inspector reports layers in
-the precision that was asked for.
+flags, profiles, workspace, DLA, calibration batches) behind the four bytes every real
+TensorRT plan starts with (``ftrt``, so :func:`fcn_edge.artifacts.model_kind` calls it an
+engine), so tests can assert on them, and the fake runtime deserialises that JSON back into
+an engine whose inspector reports layers in the precision that was asked for.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ RELEASES = {
 }
 
 UNSUPPORTED_OPS = {"FakeUnsupportedOp"}
+MAGIC = b"ftrt"  # the first bytes of a real TensorRT 8+ plan
 DLA_OPS = {"Conv", "Relu", "Add", "Mul", "Sub"}
 
 
@@ -144,6 +146,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.inputs: List[FakeTensor] = []
             self.outputs: List[FakeTensor] = []
             self.layers: List[FakeLayer] = []
+            self.fp16_weights = False
 
         @property
         def num_layers(self) -> int:
@@ -186,6 +189,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
             model = onnx.load(path, load_external_data=False)
             inits = {i.name for i in model.graph.initializer}
+            self.network.fp16_weights = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
             for index, node in enumerate(model.graph.node):
                 if node.op_type in UNSUPPORTED_OPS:
                     self.errors.append(ParserError(
@@ -199,7 +203,8 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 self.network.inputs.append(FakeTensor(value.name, dims, str(np.dtype(np_type))))
             for value in model.graph.output:
                 dims = [d.dim_value if d.dim_value > 0 else -1 for d in value.type.tensor_type.shape.dim]
-                self.network.outputs.append(FakeTensor(value.name, dims, "float32"))
+                np_type = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+                self.network.outputs.append(FakeTensor(value.name, dims, str(np.dtype(np_type))))
             return not self.errors
 
     class FakeProfile:
@@ -233,9 +238,6 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
         def set_flag(self, flag) -> None:
             self.flags.append(flag.name)
-
-        def get_flag(self, flag) -> bool:
-            return flag.name in self.flags
 
         def set_memory_pool_limit(self, pool, size: int) -> None:
             self.pools[pool.name] = size
@@ -336,8 +338,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 "inputs": [[t.name, list(t.shape), t.dtype.name] for t in network.inputs],
                 "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
                 "layers": [[l.name, l.op] for l in network.layers],
+                "fp16_weights": network.fp16_weights,
             }
-            return json.dumps(plan).encode()
+            return MAGIC + json.dumps(plan).encode()
 
     if shape["fast_fp16"]:
         Builder.platform_has_fast_fp16 = property(lambda self: fast_fp16)
@@ -352,8 +355,11 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             if self.plan["profiling_verbosity"] != "DETAILED":
                 return json.dumps({"Layers": [name for name, _ in self.plan["layers"]]})
             strong = "STRONGLY_TYPED" in self.plan["network_flags"]
-            kind = "Int8" if ("INT8" in self.plan["builder_flags"] or strong and any(op == "QuantizeLinear" for _, op in self.plan["layers"])) \
-                else "Half" if "FP16" in self.plan["builder_flags"] else "Float"
+            # weak typing: the flags decide; strong: what the ONNX carries (Q/DQ, float16 weights)
+            flags, layers = self.plan["builder_flags"], self.plan["layers"]
+            qdq = any(op == "QuantizeLinear" for _, op in layers)
+            kind = "Int8" if "INT8" in flags or strong and qdq \
+                else "Half" if "FP16" in flags or strong and self.plan["fp16_weights"] else "Float"
             return json.dumps({"Layers": [
                 {"Name": name, "LayerType": op, "Outputs": [{"Name": f"{name}_out", "Format/Datatype": f"Row major linear {kind}"}]}
                 for name, op in self.plan["layers"]
@@ -394,8 +400,11 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             pass
 
         def deserialize_cuda_engine(self, blob: bytes) -> Optional[ICudaEngine]:
+            blob = bytes(blob)
+            if not blob.startswith(MAGIC):
+                return None
             try:
-                plan = json.loads(bytes(blob))
+                plan = json.loads(blob[len(MAGIC):])
             except ValueError:
                 return None
             return ICudaEngine(plan) if plan.get("fake_engine") == version else None
@@ -407,4 +416,5 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
 def fake_plan(engine: bytes) -> dict:
     """What fcn-edge asked the fake to build."""
-    return json.loads(engine)
+    assert engine.startswith(MAGIC), "not an engine built by FakeTensorRT"
+    return json.loads(engine[len(MAGIC):])

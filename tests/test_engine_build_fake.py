@@ -16,25 +16,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_onnx_fixtures import make_tiny_onnx
-from fake_tensorrt import FakeDevice, fake_plan, make_fake_tensorrt
+from fake_tensorrt import DLA_OPS, FakeDevice, fake_plan, make_fake_tensorrt
 from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
 from fcn_edge.engine.artifact import write_engine
 from fcn_edge.engine.build import build_engine, run_build
 from fcn_edge.engine.capabilities import probe
 from fcn_edge.engine.config import BuildConfig, ShapeOverrides, parse_shape_arguments
 from fcn_edge.engine.summary import summarize_engine
-from fcn_edge.errors import EngineBuildError, EngineMismatchError, MissingDependencyError
+from fcn_edge.errors import DataError, EngineBuildError, EngineMismatchError, MissingDependencyError
+from tiny_models import make_images, make_tiny_onnx
 from trt_usage import load_surfaces
+
+# The tiny models' optimisation profile, from their ModelMeta: sizes 16x16..128x160, opt
+# 32x48, batch 1..4 (tests/tiny_models.py).
+PROFILE_NCHW = [[1, 3, 16, 16], [1, 3, 32, 48], [4, 3, 128, 160]]
+PROFILE_NHWC = [[1, 16, 16, 3], [1, 32, 48, 3], [4, 128, 160, 3]]
 
 
 @pytest.fixture(scope="module")
 def onnx_dir(tmp_path_factory):
+    """The product's own graphs: exported fcn8s_tiny, and its FP16 and Q/DQ INT8 variants."""
     root = tmp_path_factory.mktemp("onnx")
-    for variant in ("fp32", "fp16", "int8", "fused"):
-        make_tiny_onnx(root / f"tiny_{variant}.onnx", variant)
-    make_tiny_onnx(root / "tiny_static.onnx", "fp32", static_shape=True)
+    make_tiny_onnx(root / "tiny_fp32.onnx")
+    make_tiny_onnx(root / "tiny_fp16.onnx", precision="fp16")
+    make_tiny_onnx(root / "tiny_int8.onnx", precision="int8")
+    make_tiny_onnx(root / "tiny_fused.onnx", fused=True)
+    make_tiny_onnx(root / "tiny_static.onnx", dynamic=False)
     return root
+
+
+def graph_ops(path: Path):
+    import onnx
+
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
 
 
 def build(onnx: Path, version: str, config: BuildConfig = BuildConfig(), **fake_kwargs):
@@ -104,7 +118,7 @@ REFUSALS = [
     ("11.4.0.106", "fp32", BuildConfig(precision="fp16"),
      ["FP16 from builder flags (BuilderFlag.FP16) is not available on TensorRT 11.4.0.106",
       "fcn-edge quantize tiny_fp32.onnx --precision fp16"]),
-    ("11.4.0.106", "fp32", BuildConfig(precision="int8", int8_mode="implicit", calibration=Path("imgs")),
+    ("11.4.0.106", "fp32", BuildConfig(precision="int8", int8_mode="implicit"),
      ["legacy INT8 calibrator", "not available on TensorRT 11.4.0.106", "--int8-mode explicit"]),
     ("11.4.0.106", "fp16", BuildConfig(typing="weak"), ["Weak typing", "not available on TensorRT 11.4.0.106"]),
     ("8.6.1", "fp16", BuildConfig(typing="strong"),
@@ -141,8 +155,10 @@ def test_dla_fp32_is_refused_and_fp16_falls_back(onnx_dir):
                             num_dla_cores=2)
     assert plan["device"] == "DLA" and plan["dla_core"] == 1
     assert plan["builder_flags"] == ["FP16", "GPU_FALLBACK"]
-    # the fused graph's Cast and Transpose cannot run on the (fake) DLA
-    assert result.dla_gpu_fallback_layers == 2 and result.network_layers == 7
+    # the fused graph's Cast, Transpose and shape arithmetic cannot run on the (fake) DLA
+    ops = graph_ops(onnx_dir / "tiny_fused.onnx")
+    assert result.network_layers == len(ops)
+    assert result.dla_gpu_fallback_layers == sum(op not in DLA_OPS for op in ops) > 0
     # an INT8 Q/DQ model on DLA before 11: weak typing, INT8 with FP16 for the rest
     result, plan, _ = build(onnx_dir / "tiny_int8.onnx", "10.3.0", BuildConfig(dla_core=0), num_dla_cores=2)
     assert result.plan.typing == "weak" and plan["builder_flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
@@ -154,7 +170,7 @@ def test_dla_fp32_is_refused_and_fp16_falls_back(onnx_dir):
 def test_parser_errors_name_nodes_and_ops(tmp_path):
     import onnx
 
-    path = make_tiny_onnx(tmp_path / "bad.onnx", "fp32")
+    path = make_tiny_onnx(tmp_path / "bad.onnx")
     model = onnx.load(str(path))
     model.graph.node[1].op_type = "FakeUnsupportedOp"
     model.graph.node[1].name = "mystery_1"
@@ -170,9 +186,9 @@ def test_parser_errors_name_nodes_and_ops(tmp_path):
 # -- profiles ----------------------------------------------------------------------------------
 def test_profile_shapes_come_from_meta(onnx_dir):
     _, plan, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0")
-    assert plan["profiles"] == [{"input": [[1, 3, 16, 16], [1, 3, 32, 48], [4, 3, 64, 64]]}]
+    assert plan["profiles"] == [{"input": PROFILE_NCHW}]
     _, plan, _ = build(onnx_dir / "tiny_fused.onnx", "10.3.0")
-    assert plan["profiles"] == [{"input": [[1, 16, 16, 3], [1, 32, 48, 3], [4, 64, 64, 3]]}]
+    assert plan["profiles"] == [{"input": PROFILE_NHWC}]
 
 
 def test_profile_shapes_from_the_command_line_in_the_input_layout(onnx_dir):
@@ -215,50 +231,97 @@ def test_workspace_opt_level_and_timing_cache(onnx_dir, tmp_path):
         build(onnx_dir / "tiny_fp32.onnx", "10.3.0", config)
 
 
-# -- implicit INT8: the legacy calibrator ------------------------------------------------------
-def _calibration_images(folder: Path, count: int) -> Path:
-    import cv2
+# -- implicit INT8: the legacy calibrator, fed an iterable of batches ---------------------------
+def _image_batches(folder: Path, count: int, batch: int):
+    from fcn_edge.artifacts import read_onnx_meta
+    from fcn_edge.precision.calibration import calibration_batches
 
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        cv2.imwrite(str(folder / f"img_{i:02d}.png"), rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
-    return folder
+    make_images(folder, count)
+    meta = read_onnx_meta(make_tiny_onnx(folder.parent / "meta_source.onnx"))
+    return calibration_batches(folder, meta, batch_size=batch, pad_last=True, progress=False, input_size=(32, 48))
 
 
 @pytest.mark.parametrize("calibrator", ["entropy", "minmax"])
 def test_implicit_int8_calibrates_then_reuses_the_cache(onnx_dir, tmp_path, calibrator):
-    images = _calibration_images(tmp_path / "calib", 5)
+    batches = _image_batches(tmp_path / "calib", 5, batch=2)
     cache = tmp_path / "model.calib.cache"
-    config = BuildConfig(int8_mode="implicit", calibration=images, calibration_cache=cache,
-                         calibration_batch_size=2, calibrator=calibrator)
+    config = BuildConfig(int8_mode="implicit", calibration_cache=cache, calibrator=calibrator)
     device = FakeDevice()
     trt = make_fake_tensorrt("8.6.1")
-    result = run_build(onnx_dir / "tiny_fp32.onnx", config, trt=trt, device=device)
+    result = run_build(onnx_dir / "tiny_fp32.onnx", config, batches, trt=trt, device=device)
     plan = fake_plan(result.engine)
     assert result.plan.precision == "int8" and result.plan.typing == "weak"
     assert result.plan.calibrator == {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}[calibrator]
+    assert result.plan.calibration == str(tmp_path / "calib")
     assert plan["builder_flags"] == ["INT8"]
     assert plan["calibration"] == {"batch_size": 1, "batches": 3, "from_cache": False}  # 5 images, last padded
     assert device.uploads == 3 and device.memory == {}  # batch buffers freed after the build
-    # the calibration profile is the opt spatial size at the calibration batch size
+    # the calibration profile is the first batch's shape
     assert plan["calibration_profile"] == {"input": [[2, 3, 32, 48]] * 3}
     assert cache.read_bytes().startswith(b"TRT-fake-EntropyCalibration2")
 
-    cached = BuildConfig(int8_mode="implicit", calibration_cache=cache)  # no images needed now
+    cached = BuildConfig(int8_mode="implicit", calibration_cache=cache)  # no batches needed now
     result2, plan2, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", cached)
     assert plan2["calibration"]["from_cache"] is True and plan2["calibration"]["batches"] == 0
+    assert result2.plan.calibration == "" and plan2["calibration_profile"] is None
     assert any("deprecated since TensorRT 10.1" in n for n in result2.plan.notes)
 
 
-def test_calibrator_errors_surface_as_fcn_edge_errors(onnx_dir, tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    (empty / "list.txt").write_text("missing.png\n")
-    config = BuildConfig(int8_mode="implicit", calibration=empty / "list.txt", calibration_cache=tmp_path / "c.cache")
-    with pytest.raises(Exception) as info:
-        build(onnx_dir / "tiny_fp32.onnx", "10.3.0", config)
-    assert "missing.png" in str(info.value)
+def _batches(shapes, dtype=np.float32):
+    """A one-shot generator of {input: zeros(shape)} batches: it cannot be rewound."""
+    for shape in shapes:
+        yield {"input": np.zeros(shape, dtype)}
+
+
+def test_a_one_shot_generator_calibrates_on_every_batch(onnx_dir, tmp_path):
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    device = FakeDevice()
+    result = run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(4, 3, 64, 80)] * 3),
+                       trt=make_fake_tensorrt("10.3.0"), device=device)
+    plan = fake_plan(result.engine)
+    assert plan["calibration"]["batches"] == 3 and device.uploads == 3  # the first batch was not lost
+    assert plan["calibration_profile"] == {"input": [[4, 3, 64, 80]] * 3}
+    assert result.plan.calibration == "(calibration batches)"
+
+
+@pytest.mark.parametrize(
+    "shapes, phrases",
+    [
+        ([], ["the data loader provided no data", "a generator cannot be rewound"]),
+        ([(8, 3, 32, 48)], ["are 8x3x32x48", "outside the optimisation profile 1x3x16x16 .. 4x3x128x160",
+                            "opt shape 1x3x32x48"]),
+        ([(2, 3, 32, 48), (2, 3, 32, 48), (2, 3, 64, 64)], ["batch 2 of input 'input'", "every batch must have the same shape"]),
+    ],
+)
+def test_calibration_batches_are_checked(onnx_dir, tmp_path, shapes, phrases):
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    device = FakeDevice()
+    with pytest.raises(DataError) as info:
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches(shapes), trt=make_fake_tensorrt("10.3.0"), device=device)
+    for phrase in phrases:
+        assert phrase in str(info.value)
+    assert device.memory == {}  # freed even when calibration failed
+    assert not (tmp_path / "c.cache").exists()  # no scales from a calibration that failed
+
+
+def test_unreadable_calibration_images_are_a_data_error(onnx_dir, tmp_path):
+    from fcn_edge.artifacts import read_onnx_meta
+    from fcn_edge.precision.calibration import calibration_batches
+
+    (tmp_path / "list.txt").write_text("missing.png\n")
+    batches = calibration_batches(tmp_path / "list.txt", read_onnx_meta(onnx_dir / "tiny_fp32.onnx"), progress=False)
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    with pytest.raises(DataError, match="missing.png"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, batches, trt=make_fake_tensorrt("10.3.0"), device=FakeDevice())
+
+
+def test_calibration_batches_without_implicit_int8_are_said_unused(onnx_dir):
+    result, plan, _ = build(onnx_dir / "tiny_int8.onnx", "10.3.0")
+    assert plan["calibration"] is None
+    trt = make_fake_tensorrt("10.3.0")
+    result = run_build(onnx_dir / "tiny_int8.onnx", BuildConfig(), _batches([(1, 3, 32, 48)]), trt=trt, device=FakeDevice())
+    assert fake_plan(result.engine)["calibration"] is None
+    assert any("calibration data is not used" in note for note in result.plan.notes)
 
 
 # -- artifacts ---------------------------------------------------------------------------------
@@ -278,13 +341,13 @@ def test_engine_and_sidecar_content(onnx_dir, tmp_path):
     assert section["gpu_name"] == "Orin (fake)" and section["compute_capability"] == "8.7"
     assert section["precision"] == "int8" and section["typing"] == "strong" and section["int8_mode"] == "explicit"
     assert section["flags"] == ["NetworkDefinitionCreationFlag.STRONGLY_TYPED"]
-    assert section["profiles"] == [{"input": "input", "min": [1, 3, 16, 16], "opt": [1, 3, 32, 48], "max": [4, 3, 64, 64]}]
+    assert section["profiles"] == [{"input": "input", "min": PROFILE_NCHW[0], "opt": PROFILE_NCHW[1], "max": PROFILE_NCHW[2]}]
     assert section["onnx_sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     assert section["engine_sha256"] == hashlib.sha256(result.engine).hexdigest()
-    assert section["workspace_bytes"] == 1 << 28 and section["build_seconds"] >= 0
+    assert section["workspace_bytes"] == 1 << 28 and section["build_seconds"] == round(result.build_seconds, 3)
     assert section["built_at"].endswith("Z") and section["layer_count"] == len(fake_plan(result.engine)["layers"])
     assert section["io_tensors"][0] == {"name": "input", "mode": "input", "shape": [-1, 3, -1, -1], "dtype": "float32",
-                                        "profile": {"min": [1, 3, 16, 16], "opt": [1, 3, 32, 48], "max": [4, 3, 64, 64]}}
+                                        "profile": dict(zip(("min", "opt", "max"), PROFILE_NCHW))}
     assert "fcn-edge build-engine" in section["rebuild_command"]
     assert summary.layer_precisions == {"int8": len(fake_plan(result.engine)["layers"])}
 
@@ -321,7 +384,7 @@ def test_engine_write_is_atomic(onnx_dir, tmp_path, monkeypatch):
 def test_onnx_without_meta_builds_but_cannot_be_written(tmp_path):
     import onnx
 
-    path = make_tiny_onnx(tmp_path / "nometa.onnx", "fp32", static_shape=True)
+    path = make_tiny_onnx(tmp_path / "nometa.onnx", dynamic=False)
     model = onnx.load(str(path))
     del model.metadata_props[:]
     onnx.save(model, str(path))
@@ -375,3 +438,91 @@ def test_tensorrt_present_but_broken_is_not_called_missing(onnx_dir, tmp_path, m
     message = str(info.value)
     assert "installed but cannot load" in message and "libnvinfer.so.10" in message
     assert "pip install tensorrt" in message
+
+
+# -- the file-to-file step: build_engine_file and the dry run ------------------------------------
+def test_build_engine_file_reads_the_onnx_once_and_writes_both_files(onnx_dir, tmp_path, monkeypatch):
+    import fcn_edge.engine.onnx_facts as onnx_facts
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    hashed = []
+    real_sha256 = onnx_facts.file_sha256
+    monkeypatch.setattr(onnx_facts, "file_sha256", lambda path: hashed.append(path) or real_sha256(path))
+    trt = make_fake_tensorrt("10.3.0")
+    built = build_engine_file(onnx_dir / "tiny_fp16.onnx", tmp_path / "m.engine", trt=trt, device=FakeDevice(),
+                              rebuild_args=["fcn-edge", "build-engine", "tiny_fp16.onnx"])
+    assert hashed == [onnx_dir / "tiny_fp16.onnx"]  # parsed and hashed once for facts, plan and sidecar
+    assert built.engine_path.read_bytes() == built.result.engine and built.sidecar_path == tmp_path / "m.engine.json"
+    assert built.summary is not None and built.summary.layer_precisions == {"fp16": built.summary.layer_count}
+    meta, record = read_engine_sidecar(built.engine_path)
+    assert meta.precision == "fp16" and record.layer_count == built.summary.layer_count
+    assert record.rebuild_command == "fcn-edge build-engine tiny_fp16.onnx"
+
+
+def test_build_engine_file_refuses_an_onnx_without_meta_before_building(tmp_path, monkeypatch):
+    import onnx
+
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    path = make_tiny_onnx(tmp_path / "nometa.onnx")
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # had it got as far as TensorRT, this would say so
+    with pytest.raises(EngineBuildError, match="carries no ModelMeta.*fcn-edge export"):
+        build_engine_file(path, tmp_path / "x.engine")
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_failing_engine_inspector_is_a_warning(onnx_dir, tmp_path, caplog):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    trt = make_fake_tensorrt("10.3.0")
+
+    def broken_inspector(self):
+        raise RuntimeError("inspector exploded (simulated)")
+
+    trt.ICudaEngine.create_engine_inspector = broken_inspector
+    built = build_engine_file(onnx_dir / "tiny_fp32.onnx", tmp_path / "m.engine", trt=trt, device=FakeDevice())
+    assert built.summary is None and "simulated" in built.summary_error
+    assert "engine inspector failed" in caplog.text
+    _, record = read_engine_sidecar(built.engine_path)
+    assert record.layer_count is None and record.engine_sha256 == hashlib.sha256(built.result.engine).hexdigest()
+
+
+def test_plan_engine_build_declared_or_probed(onnx_dir, monkeypatch):
+    from fcn_edge.engine.engine_file import plan_engine_build
+
+    planned = plan_engine_build(onnx_dir / "tiny_int8.onnx", trt_version="8.6")
+    assert not planned.probed and planned.capabilities.version == "8.6"
+    assert planned.plan.builder_flags == ("INT8",) and planned.facts.precision == "int8"
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("11.4.0.106"))
+    planned = plan_engine_build(onnx_dir / "tiny_int8.onnx")
+    assert planned.probed and planned.plan.typing == "strong" and planned.plan.network_flags == ()
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(EngineBuildError, match="needs a TensorRT version: --trt-version"):
+        plan_engine_build(onnx_dir / "tiny_int8.onnx")
+
+
+def test_fp16_fallback_on_tensorrt_11_says_to_drop_it(onnx_dir):
+    with pytest.raises(EngineBuildError) as info:
+        build(onnx_dir / "tiny_int8.onnx", "11.4.0.106", BuildConfig(fp16_fallback=True))
+    assert "--fp16-fallback" in str(info.value) and "not available on TensorRT 11.4.0.106" in str(info.value)
+    assert "drop --fp16-fallback" in str(info.value)
+
+
+def test_the_engine_layer_imports_neither_tensorrt_nor_the_precision_layer():
+    """Every engine module imports without TensorRT, onnx or torch, and never the precision layer
+    (the calibration batches are handed in)."""
+    import subprocess
+
+    code = (
+        "import pkgutil, importlib, sys, fcn_edge.engine as e\n"
+        "names = [importlib.import_module('fcn_edge.engine.' + m.name).__name__ for m in pkgutil.iter_modules(e.__path__)]\n"
+        "print(len(names), sorted(m for m in ('tensorrt', 'onnx', 'torch', 'fcn_edge.precision') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, loaded = done.stdout.split(" ", 1)
+    assert int(count) >= 11 and loaded.strip() == "[]"

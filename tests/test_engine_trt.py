@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine_onnx_fixtures import make_tiny_onnx, sample_input, tiny_meta
+from fcn_edge.artifacts import read_onnx_meta
 from fcn_edge.optional import is_available
+from tiny_models import make_images, make_tiny_onnx, sample_input
 
 pytestmark = [pytest.mark.trt, pytest.mark.skipif(not is_available("tensorrt"), reason="TensorRT is not installed")]
 
@@ -36,8 +37,14 @@ def device():
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    """The product's graphs: exported fcn8s_tiny, its FP16 and Q/DQ INT8 variants, and the fused one."""
     root = tmp_path_factory.mktemp("trt")
-    return {v: make_tiny_onnx(root / f"tiny_{v}.onnx", v) for v in ("fp32", "fp16", "int8", "fused")}
+    return {
+        "fp32": make_tiny_onnx(root / "tiny_fp32.onnx"),
+        "fp16": make_tiny_onnx(root / "tiny_fp16.onnx", precision="fp16"),
+        "int8": make_tiny_onnx(root / "tiny_int8.onnx", precision="int8"),
+        "fused": make_tiny_onnx(root / "tiny_fused.onnx", fused=True),
+    }
 
 
 def run_engine(trt, device, engine_bytes: bytes, feed: np.ndarray) -> np.ndarray:
@@ -91,7 +98,7 @@ def test_engine_matches_onnx_runtime(trt, device, models, variant, precision, at
     if precision == "fp16" and variant == "fp32" and not probe(trt).fp16_flag:
         pytest.skip(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly typed only)")
     result = run_build(models[variant], BuildConfig(precision=precision), trt=trt, device=device)
-    meta = tiny_meta(variant)
+    meta = read_onnx_meta(models[variant])
     for batch, size in ((1, (32, 48)), (2, (16, 24)), (4, (64, 64))):  # opt, min-ish and max shapes
         feed = sample_input(meta, batch, size)
         got = run_engine(trt, device, result.engine, feed).astype(np.float32)
@@ -103,53 +110,50 @@ def test_engine_matches_onnx_runtime(trt, device, models, variant, precision, at
 
 
 def test_sidecar_and_compatibility_on_this_machine(trt, device, models, tmp_path):
-    from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
-    from fcn_edge.engine.artifact import write_engine
-    from fcn_edge.engine.build import run_build
+    from fcn_edge.artifacts import check_engine_compatible, check_engine_file, read_engine_sidecar
     from fcn_edge.engine.config import BuildConfig
-    from fcn_edge.engine.summary import summarize_engine
+    from fcn_edge.engine.engine_file import build_engine_file
     from fcn_edge.errors import EngineMismatchError
 
     timing_cache = tmp_path / "timing.cache"
-    result = run_build(models["int8"], BuildConfig(timing_cache=timing_cache, workspace_bytes=1 << 28),
-                       trt=trt, device=device)
-    summary = summarize_engine(trt, result.engine)
-    assert summary.layer_count and summary.layer_count > 0
+    built = build_engine_file(models["int8"], tmp_path / "tiny.engine",
+                              BuildConfig(timing_cache=timing_cache, workspace_bytes=1 << 28), trt=trt, device=device)
+    summary = built.summary
+    assert summary is not None and summary.layer_count > 0, built.summary_error
     assert "int8" in summary.layer_precisions, summary.layer_precisions
-    engine, _ = write_engine(tmp_path / "tiny.engine", result, summary)
+    engine = built.engine_path
     assert timing_cache.stat().st_size > 0
     meta, record = read_engine_sidecar(engine)
     facts = device.facts()
     assert record.tensorrt_version == trt.__version__ and record.gpu_name == facts.name
     check_engine_compatible(record, trt.__version__, facts.name, facts.compute_capability)
+    check_engine_file(engine, record)
     with pytest.raises(EngineMismatchError):
         check_engine_compatible(record, "7.0.0", facts.name, facts.compute_capability)
 
 
 def test_implicit_int8_calibration(trt, device, models, tmp_path):
-    import cv2
-
     from fcn_edge.engine.build import run_build
     from fcn_edge.engine.capabilities import probe
     from fcn_edge.engine.config import BuildConfig
+    from fcn_edge.precision.calibration import calibration_batches
 
     if not probe(trt).legacy_calibrator:
         pytest.skip(f"TensorRT {trt.__version__} has no legacy calibrator")
     images = tmp_path / "calib"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        cv2.imwrite(str(images / f"{i}.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    make_images(images, 6)
+    meta = read_onnx_meta(models["fp32"])
+    batches = calibration_batches(images, meta, batch_size=2, pad_last=True, progress=False, input_size=(32, 48))
     cache = tmp_path / "calib.cache"
-    config = BuildConfig(int8_mode="implicit", calibration=images, calibration_cache=cache, calibration_batch_size=2)
-    result = run_build(models["fp32"], config, trt=trt, device=device)
+    config = BuildConfig(int8_mode="implicit", calibration_cache=cache)
+    result = run_build(models["fp32"], config, batches, trt=trt, device=device)
     assert result.plan.precision == "int8" and cache.stat().st_size > 0
-    feed = sample_input(tiny_meta("fp32"), 1, (32, 48))
+    feed = sample_input(meta, 1, (32, 48))
     got = run_engine(trt, device, result.engine, feed)
     want = ort_reference(models["fp32"], feed)
     assert float((got.argmax(1) == want.argmax(1)).mean()) >= 0.8
     again = run_build(models["fp32"], BuildConfig(int8_mode="implicit", calibration_cache=cache), trt=trt, device=device)
-    assert again.plan.calibration is None and len(again.engine) > 0
+    assert again.plan.calibration == "" and len(again.engine) > 0
 
 
 def test_dry_run_table_agrees_with_the_installed_tensorrt(trt):

@@ -1,5 +1,5 @@
-"""TensorRT backend: sidecar checks (anywhere), CUDA buffers and a fake engine (GPU + pycuda),
-and a real engine (TensorRT + GPU).
+"""TensorRT backend: the checks on load and the runtime's imports (anywhere), CUDA buffers and
+a fake engine (GPU + pycuda), and a real engine (TensorRT + GPU).
 
 The fake TensorRT below is a stand-in for TensorRT only, so that our own control flow
 (name-based binding, profile shapes, pinned buffers, one stream, CUDA graphs, threads,
@@ -10,6 +10,8 @@ close) runs on a real GPU with real CUDA memory where TensorRT itself is not ins
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 
 from fcn_edge.errors import EngineMismatchError, MetaError, RuntimeInputError
-from runtime_fixtures import make_onnx, sample_frame
+from tiny_models import make_tiny_onnx, sample_frame
 
 
 def _cuda_available() -> bool:
@@ -43,7 +45,7 @@ def _trt_available() -> bool:
 needs_trt = pytest.mark.skipif(not _trt_available(), reason="needs TensorRT, pycuda and an NVIDIA GPU")
 
 
-# -- sidecar checks: run everywhere -----------------------------------------------------------
+# -- the checks on load: run everywhere ------------------------------------------------------------
 def _record(trt_version="10.3.0", gpu="Orin", cc="8.7"):
     from fcn_edge.artifacts import EngineRecord
 
@@ -63,6 +65,17 @@ def _engine_with_sidecar(tmp_path: Path, record) -> Path:
     return engine
 
 
+def test_the_runtime_never_imports_the_engine_builder():
+    code = (
+        "import sys, fcn_edge.runtime, fcn_edge.runtime.trt_backend\n"
+        "print(sorted(m for m in sys.modules if m == 'fcn_edge.engine' or m.startswith('fcn_edge.engine.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_engine_without_sidecar_is_refused(tmp_path):
     from fcn_edge.runtime import load_segmenter
 
@@ -72,22 +85,97 @@ def test_engine_without_sidecar_is_refused(tmp_path):
         load_segmenter(engine)
 
 
-def test_sidecar_from_another_tensorrt_or_gpu_is_refused(tmp_path):
-    from fcn_edge.runtime.trt_backend import check_engine_for_machine
+class _FakeCudaContext:
+    """Stands in for cuda_buffers.CudaContext (GPU facts and close) to test from_file's control flow."""
 
-    engine = _engine_with_sidecar(tmp_path, _record())
-    meta, record = check_engine_for_machine(engine, "10.3.0.30", "Orin", (8, 7))
-    assert meta.dataset == "voc" and record.precision == "fp16"
-    with pytest.raises(EngineMismatchError, match=r"TensorRT 10\.3\.0.*TensorRT 10\.13.*rebuild.*build-engine m\.onnx"):
-        check_engine_for_machine(engine, "10.13.3", "Orin", (8, 7))
-    with pytest.raises(EngineMismatchError, match=r"compute capability 8\.7.*8\.9"):
-        check_engine_for_machine(engine, "10.3.0", "NVIDIA GeForce RTX 4090", (8, 9))
+    instances: list = []
+
+    def __init__(self, device: int = 0):
+        self.name, self.compute_capability, self.closed = "Orin (fake)", (8, 7), False
+        _FakeCudaContext.instances.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fake_load(monkeypatch):
+    """FakeTensorRT as tensorrt, a fake CUDA context, and a TrtBackend that records what
+    from_file hands its constructor instead of deserialising on a GPU."""
+    import fcn_edge.runtime.cuda_buffers as cuda_buffers
+    from fake_tensorrt import make_fake_tensorrt
+    from fcn_edge.runtime.trt_backend import TrtBackend
+
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("10.3.0"))
+    monkeypatch.setattr(cuda_buffers, "CudaContext", _FakeCudaContext)
+    _FakeCudaContext.instances = []
+
+    class RecordingBackend(TrtBackend):
+        def __init__(self, engine_bytes, meta, context, trt=None, cuda_graph=False, source="<engine>"):
+            self.engine_bytes, self.given_meta, self.cuda, self.source = engine_bytes, meta, context, source
+
+    return RecordingBackend
+
+
+@pytest.fixture(scope="module")
+def built_engine(tmp_path_factory):
+    """An engine and its sidecar written by the real build path, with FakeTensorRT 10.3.0."""
+    from fake_tensorrt import FakeDevice, make_fake_tensorrt
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    root = tmp_path_factory.mktemp("engine")
+    onnx_path = make_tiny_onnx(root / "m.onnx", precision="fp16")
+    engine = root / "m.engine"
+    build_engine_file(onnx_path, engine, trt=make_fake_tensorrt("10.3.0"), device=FakeDevice(),
+                      rebuild_args=["fcn-edge", "build-engine", str(onnx_path), "-o", str(engine)])
+    return engine
+
+
+def test_a_matching_engine_loads_from_bytes_read_once(fake_load, built_engine, monkeypatch):
+    import fcn_edge.artifacts.compatibility as compatibility
+
+    def no_second_read(path):
+        raise AssertionError(f"{path} was read again to hash it")
+
+    monkeypatch.setattr(compatibility, "file_sha256", no_second_read)
+    backend = fake_load.from_file(built_engine)
+    assert backend.engine_bytes == built_engine.read_bytes()
+    assert backend.given_meta.precision == "fp16" and backend.source == str(built_engine)
+    assert not _FakeCudaContext.instances[0].closed  # handed to the backend, which owns it now
+
+
+def test_a_replaced_engine_is_refused_with_the_rebuild_command(fake_load, built_engine, tmp_path):
+    import shutil
+
+    engine = tmp_path / "m.engine"
+    shutil.copyfile(built_engine.with_name("m.engine.json"), tmp_path / "m.engine.json")
+    engine.write_bytes(built_engine.read_bytes().replace(b"10.3.0", b"10.3.9"))  # another build copied over it
+    with pytest.raises(EngineMismatchError) as info:
+        fake_load.from_file(engine)
+    assert "not the one its sidecar describes (SHA-256 differs" in str(info.value)
+    assert f"fcn-edge build-engine {built_engine.with_name('m.onnx')} -o {built_engine}" in str(info.value)
+    assert _FakeCudaContext.instances == []  # refused before any CUDA work
+
+
+@pytest.mark.parametrize(
+    "record, pattern",
+    [
+        (_record(trt_version="10.13.3"), r"TensorRT 10\.13\.3.*TensorRT 10\.3\.0.*rebuild.*build-engine m\.onnx"),
+        (_record(gpu="NVIDIA GeForce RTX 4090", cc="8.9"), r"compute capability 8\.9.*8\.7"),
+    ],
+)
+def test_an_engine_for_another_tensorrt_or_gpu_is_refused(fake_load, tmp_path, record, pattern):
+    engine = _engine_with_sidecar(tmp_path, record)
+    with pytest.raises(EngineMismatchError, match=pattern):
+        fake_load.from_file(engine)
+    assert [c.closed for c in _FakeCudaContext.instances] == [True]  # the context it opened is closed
 
 
 @pytest.mark.skipif(_trt_available(), reason="checks the message given where TensorRT is absent")
 def test_engine_where_tensorrt_is_missing_says_how_to_install(tmp_path):
     from fcn_edge.errors import MissingDependencyError
     from fcn_edge.runtime import load_segmenter
+    from fcn_edge.runtime.cuda_buffers import CudaError
 
     engine = _engine_with_sidecar(tmp_path, _record())
     try:
@@ -96,7 +184,7 @@ def test_engine_where_tensorrt_is_missing_says_how_to_install(tmp_path):
         with pytest.raises(MissingDependencyError, match="tensorrt.*python3-libnvinfer"):
             load_segmenter(engine)
     else:  # TensorRT without a GPU or pycuda: the CUDA side must explain itself instead
-        with pytest.raises(Exception, match="pycuda|CUDA|cuda"):
+        with pytest.raises((MissingDependencyError, CudaError), match="pycuda|CUDA|cuda"):
             load_segmenter(engine)
 
 
@@ -325,14 +413,12 @@ def test_trt_backend_refuses_undeserialisable_engine():
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_real_engine_matches_onnxruntime(tmp_path, variant, cuda_graph):
     pytest.importorskip("torch")
-    from fcn_edge.engine.artifact import write_engine
-    from fcn_edge.engine.build import run_build
-    from fcn_edge.engine.config import BuildConfig
+    from fcn_edge.engine.engine_file import build_engine_file
     from fcn_edge.runtime import load_segmenter
 
-    onnx_path = make_onnx(tmp_path, variant)
+    onnx_path = make_tiny_onnx(tmp_path, fused=variant == "fused", output_kind="mask" if variant == "fused" else "logits")
     engine = tmp_path / f"{variant}.engine"
-    write_engine(engine, run_build(onnx_path, BuildConfig()))
+    build_engine_file(onnx_path, engine)
     frame = sample_frame(120, 160)
     with load_segmenter(onnx_path) as ort, load_segmenter(engine, cuda_graph=cuda_graph) as trt:
         expected = ort.segment(frame).mask

@@ -105,11 +105,6 @@ class Gate:
     line: int
 
 
-@dataclass
-class Problems:
-    dynamic_without_names: List[str]
-
-
 def _comments(source: str) -> Dict[int, str]:
     out: Dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
@@ -427,10 +422,9 @@ class Surface:
     path: Path
 
     def has(self, name: str) -> bool:
-        """Listed, or the tail of a listed identifier (the linker tail-merges strings)."""
-        if name in self.names:
-            return True
-        return any(entry.endswith(name) for entry in self.names)
+        """Listed exactly: tools/trt_api_surface.py lists the very strings the bindings
+        register, so a short name never passes as the tail of a longer one."""
+        return name in self.names
 
 
 def load_surface(path: Path) -> Surface:

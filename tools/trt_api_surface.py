@@ -3,20 +3,22 @@
 
 The ``tensorrt*-bindings`` wheels on PyPI (about 1 MB each) hold the pybind11 extension
 module ``tensorrt.so``. Importing it needs libnvinfer, which cannot be installed without
-NVIDIA's libraries, but every class, method, property and enum-value name it registers is a
-NUL-terminated string in the module's read-only data. This tool downloads the wheel with
-pip, reads those strings (plus the top-level names the package's ``__init__.py`` defines in
+NVIDIA's libraries, but every class, method, property, argument and enum-value name it
+registers is a string literal in the module's read-only data. This tool downloads the wheel
+with pip, reads those names (plus the top-level names the package's ``__init__.py`` defines in
 Python, such as ``nptype``) and writes one identifier per line to
 ``tests/data/trt_api_surface/tensorrt-<version>.txt``; tests/test_engine_api_surface.py
 checks every TensorRT name that fcn_edge.engine and fcn_edge.runtime use against them.
 
-What is kept from each NUL-terminated string: the string itself when it is one identifier
-(``create_builder_config``), or its trailing identifier when it is a qualified C++ or Python
-name (``nvinfer1::DataType`` -> ``DataType``). Docstrings and binary noise are dropped.
-Linkers *tail-merge* strings: the literal ``"INT8"`` can be stored only as the end of
-``"UINT8"``, and ``"flag"`` inside ``"set_flag"``. A name therefore belongs to the surface
-when it equals a listed identifier or is a suffix of one; :func:`in_surface` is that rule,
-and the test uses it.
+Which strings are names: a linker *tail-merges* string literals, so ``"INT8"`` may be
+stored only as the end of ``"UINT8"`` and ``"Builder"`` as the end of ``"IBuilder"``; reading
+the NUL-terminated strings alone either misses such names or, if every tail counts, lets
+any short name pass as the tail of a longer one. So this tool reads the strings the code
+*points at*: pybind11 receives every name it registers (``m.def("name")``,
+``.value("INT8", ...)``, ``py::arg("flag")``) as a pointer into ``.rodata``, loaded with a
+RIP-relative ``lea`` or stored in a pointer table (an ``R_X86_64_RELATIVE`` relocation).
+Each pointer's target, up to its NUL, is an exact string; those that are identifiers are
+the surface, one per line, and a name belongs to it only when it equals a line.
 
 Usage::
 
@@ -30,11 +32,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
+import struct
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Set
+from typing import List, Optional, Set
 
 REPO = Path(__file__).resolve().parents[1]
 SURFACE_DIR = REPO / "tests" / "data" / "trt_api_surface"
@@ -46,11 +50,13 @@ DEFAULT_VERSIONS = ("8.6.1", "10.3.0", "10.13.3.9", "10.16.1.11", "11.4.0.106")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64")
 PYTHON_VERSION = "3.11"
 
-_TRAILING_IDENTIFIER = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)\Z")
-_QUALIFIERS = (b"::", b".")
 # Itanium type names such as N8nvinfer111ICudaEngineE or St6vectorIiSaIiEE.
 _MANGLED = re.compile(r"\d(nvinfer|nvonnxparser|pybind|tensorrt|__)|St\d|^(PF|FN|FS|PK|N)\d|^(PF|F)v?R?N\d")
 MAX_NAME_LENGTH = 60  # the longest Python name in the bindings has 43 characters
+# Names every supported release registers, several only as the tail of a longer literal
+# ("Builder" of "IBuilder"): an extraction that misses one has lost track of the bindings.
+EXPECTED = ("Builder", "Runtime", "Logger", "INT8", "create_builder_config", "deserialize_cuda_engine",
+            "execute_async_v3", "set_input_shape", "set_tensor_address", "serialize")
 
 
 def distribution_for(version: str) -> str:
@@ -115,45 +121,98 @@ def python_module_names(wheel: Path) -> Set[str]:
     return names
 
 
-def identifiers_from_strings(blob: bytes) -> Set[str]:
-    """Identifiers stored as NUL-terminated strings (whole, or after a C++/Python qualifier)."""
-    names: Set[str] = set()
-    for piece in blob.split(b"\0"):
-        match = _TRAILING_IDENTIFIER.search(piece)
-        if not match:
+@dataclass(frozen=True)
+class _Section:
+    name: str
+    flags: int
+    address: int
+    offset: int
+    size: int
+
+    def holds(self, address: int) -> bool:
+        return self.address <= address < self.address + self.size
+
+
+_SHF_EXECINSTR = 0x4
+_EM_X86_64 = 62
+_R_X86_64_RELATIVE = 8
+# lea r64, [rip + disp32]: REX.W (0x48; 0x4c for r8-r15), opcode 0x8d, ModRM mod 00 r/m 101.
+_LEA_RIP = re.compile(rb"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _sections(elf: bytes, source: str) -> List[_Section]:
+    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+        raise SystemExit(f"{source}: not a 64-bit little-endian ELF file")
+    (machine,) = struct.unpack_from("<H", elf, 0x12)
+    if machine != _EM_X86_64:
+        raise SystemExit(f"{source}: ELF machine {machine}, not x86-64 (the instruction decoding is x86-64's)")
+    (table,) = struct.unpack_from("<Q", elf, 0x28)
+    entry_size, count, names_index = struct.unpack_from("<HHH", elf, 0x3A)
+    raw = [struct.unpack_from("<IIQQQQ", elf, table + i * entry_size) for i in range(count)]
+    names_offset = raw[names_index][4]
+
+    def name_at(offset: int) -> str:
+        start = names_offset + offset
+        return elf[start:elf.index(b"\0", start)].decode("ascii", "replace")
+
+    return [_Section(name_at(n), flags, address, offset, size) for n, _kind, flags, address, offset, size in raw]
+
+
+def referenced_strings(elf: bytes, source: str = "tensorrt.so") -> Set[bytes]:
+    """Every NUL-terminated string in ``.rodata`` that code or a pointer table points at."""
+    sections = _sections(elf, source)
+    strings = [s for s in sections if s.name.startswith(".rodata")]
+    code = [s for s in sections if s.flags & _SHF_EXECINSTR]
+    if not strings or not code:
+        raise SystemExit(f"{source}: no .rodata or no code section")
+    targets: Set[int] = set()
+    for section in code:
+        blob = elf[section.offset:section.offset + section.size]
+        for match in _LEA_RIP.finditer(blob):
+            (displacement,) = struct.unpack_from("<i", blob, match.end())
+            targets.add(section.address + match.end() + 4 + displacement)  # rip: the next instruction
+    for section in sections:
+        if section.name.startswith(".rela"):
+            for i in range(section.size // 24):
+                _where, info, addend = struct.unpack_from("<QQq", elf, section.offset + i * 24)
+                if info & 0xFFFFFFFF == _R_X86_64_RELATIVE:
+                    targets.add(addend)
+    found: Set[bytes] = set()
+    for target in targets:
+        holder = next((s for s in strings if s.holds(target)), None)
+        if holder is None:
             continue
-        start, name = match.start(), match.group(1).decode("ascii")
-        if name.startswith("_Z") or len(name) > MAX_NAME_LENGTH or _MANGLED.search(name):
-            continue  # mangled C++ symbols and type names, not Python names
-        if start == 0 or any(piece[:start].endswith(q) for q in _QUALIFIERS):
+        start = holder.offset + target - holder.address
+        end = elf.find(b"\0", start, holder.offset + holder.size)
+        if end > start:
+            found.add(elf[start:end])
+    return found
+
+
+def identifiers_from_references(elf: bytes, source: str = "tensorrt.so") -> Set[str]:
+    """The referenced strings that are Python identifiers (mangled C++ type names dropped)."""
+    names: Set[str] = set()
+    for raw in referenced_strings(elf, source):
+        name = raw.decode("ascii", "replace")
+        if _IDENTIFIER.match(name) and not name.startswith("_Z") and len(name) <= MAX_NAME_LENGTH \
+                and not _MANGLED.search(name):
             names.add(name)
     return names
-
-
-def in_surface(name: str, surface: Iterable[str]) -> bool:
-    """True when ``name`` is listed or is the tail of a listed identifier (tail-merging)."""
-    return any(entry.endswith(name) for entry in surface)
 
 
 def write_surface(version: str, names: Set[str], wheel: Path, digest: str) -> Path:
     SURFACE_DIR.mkdir(parents=True, exist_ok=True)
     path = SURFACE_DIR / f"tensorrt-{version}.txt"
     header = [
-        f"# TensorRT {version} Python API surface: identifiers in the bindings' tensorrt.so strings.",
+        f"# TensorRT {version} Python API surface: the identifiers the bindings' tensorrt.so points at.",
         f"# Source: {wheel.name} (sha256 {digest}); written by tools/trt_api_surface.py.",
-        "# A name is in the surface if it equals a line or is a suffix of one (linker tail-merging).",
+        "# A name is in the surface only if it equals a line.",
     ]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(header + sorted(names)) + "\n")
     tmp.replace(path)
     return path
-
-
-def load_surface(path: Path) -> List[str]:
-    return [
-        line.strip() for line in path.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -172,10 +231,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     for wheel in wheels:
         version = wheel.name.split("-")[1]
         blob = extension_bytes(wheel)
-        names = identifiers_from_strings(blob) | python_module_names(wheel)
+        names = identifiers_from_references(blob, wheel.name) | python_module_names(wheel)
+        lost = [n for n in EXPECTED if n not in names]
+        if lost:
+            raise SystemExit(f"{wheel.name}: {lost} not found: the extraction lost track of the bindings")
         path = write_surface(version, names, wheel, hashlib.sha256(wheel.read_bytes()).hexdigest())
         probes = ("STRONGLY_TYPED", "FP16", "IInt8EntropyCalibrator2", "builder_optimization_level")
-        marks = " ".join(f"{p}={'yes' if in_surface(p, names) else 'no'}" for p in probes)
+        marks = " ".join(f"{p}={'yes' if p in names else 'no'}" for p in probes)
         print(f"{version}: {len(names)} identifiers -> {path.relative_to(REPO)}  ({marks})")
     return 0
 

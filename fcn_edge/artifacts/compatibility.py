@@ -9,6 +9,7 @@ refused too. No tensorrt, no CUDA: callers pass in what they found on the machin
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Mapping, Optional, Tuple
 
@@ -100,12 +101,17 @@ def check_engine_compatible(
         )
 
 
-def check_engine_file(engine_path: PathLike, record: EngineRecord) -> None:
+def check_engine_file(engine_path: PathLike, record: EngineRecord, engine_bytes: Optional[bytes] = None) -> None:
     """Raise :class:`EngineMismatchError` when the engine file is not the one its sidecar
-    describes (another build copied over it); costs one SHA-256 of the file."""
+    describes (another build copied over it); costs one SHA-256 of the file.
+
+    ``engine_bytes``: the file's content when the caller has read it already (the runtime
+    does, to deserialise it), hashed instead of reading the file a second time.
+    """
     if not record.engine_sha256:
         return  # written before engine_sha256 was recorded
-    if file_sha256(engine_path) != record.engine_sha256:
+    digest = hashlib.sha256(engine_bytes).hexdigest() if engine_bytes is not None else file_sha256(engine_path)
+    if digest != record.engine_sha256:
         raise EngineMismatchError(
             f"{engine_path}: the engine is not the one its sidecar describes (SHA-256 differs: it was "
             f"replaced after the sidecar was written); {rebuild_hint(record.to_dict())}"

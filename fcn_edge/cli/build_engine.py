@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import List
 
 from fcn_edge.cli.args import add_batch, add_calib, add_limit, add_model_argument, add_out, non_negative_int
-from fcn_edge.errors import EngineBuildError
-
-log = logging.getLogger(__name__)
-
-DEFAULT_WORKSPACE = None  # TensorRT's default: the device's memory
+from fcn_edge.errors import UsageError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -84,11 +79,8 @@ def _config(args):
         optimization_level=args.opt_level,
         timing_cache=args.timing_cache,
         dla_core=args.dla_core,
-        calibration=Path(args.calib) if args.calib else None,
         calibration_cache=calibration_cache,
         calibrator=args.calibrator,
-        calibration_batch_size=args.batch,
-        calibration_limit=args.limit,
     )
 
 
@@ -99,6 +91,7 @@ def rebuild_arguments(args, engine: Path) -> List[str]:
         ("--precision", args.precision, "auto"), ("--typing", args.typing, "auto"),
         ("--int8-mode", args.int8_mode, "explicit"), ("--calib", args.calib, None),
         ("--calibration-cache", args.calibration_cache, None), ("--calibrator", args.calibrator, "entropy"),
+        ("--batch", args.batch if args.calib else None, 8), ("--limit", args.limit if args.calib else None, None),
         ("--workspace", args.workspace, None), ("--opt-level", args.opt_level, None),
         ("--timing-cache", args.timing_cache, None), ("--dla-core", args.dla_core, None),
     ):
@@ -110,6 +103,29 @@ def rebuild_arguments(args, engine: Path) -> List[str]:
     if args.fp16_fallback:
         out.append("--fp16-fallback")
     return out
+
+
+def _check_calib(args) -> None:
+    if args.calib and args.int8_mode != "implicit":
+        raise UsageError(
+            "--calib feeds TensorRT's legacy calibrator (--int8-mode implicit); for explicit INT8 the "
+            f"scales are in the Q/DQ ONNX: make it with `fcn-edge quantize {args.model} --precision int8 "
+            f"--calib {args.calib}`"
+        )
+
+
+def _calibration(args, facts, config):
+    """The calibration batches for --int8-mode implicit: the images of --calib, preprocessed
+    as ModelMeta says, at the optimisation profile's opt size; None without --calib."""
+    if not args.calib:
+        return None
+    from fcn_edge.engine.plan import calibration_input
+    from fcn_edge.precision.calibration import calibration_batches
+
+    meta = facts.require_meta("implicit INT8 calibration preprocesses images as ModelMeta says")
+    batch, size = calibration_input(facts, config, args.batch)
+    return calibration_batches(Path(args.calib), meta, batch_size=batch, limit=args.limit, pad_last=True,
+                               input_size=size)
 
 
 def _print_facts(facts) -> None:
@@ -129,61 +145,24 @@ def _print_facts(facts) -> None:
 
 
 def _dry_run(args, engine: Path, config) -> int:
-    from fcn_edge.engine.capabilities import declared, probe
-    from fcn_edge.engine.onnx_facts import read_onnx_facts
-    from fcn_edge.engine.plan import plan_build
-    from fcn_edge.optional import is_available
+    from fcn_edge.engine.engine_file import plan_engine_build
 
-    if args.trt_version:
-        caps = declared(args.trt_version)
-        source = f"declared capabilities of TensorRT {args.trt_version} (no TensorRT needed)"
-    elif is_available("tensorrt"):
-        import tensorrt
-
-        caps = probe(tensorrt)
-        source = f"the installed TensorRT {caps.version}, probed"
-    else:
-        raise EngineBuildError(
-            "--dry-run without TensorRT installed needs --trt-version, e.g. --trt-version 10.3 "
-            "(a JetPack 6.1/6.2 Jetson) or 8.6 (JetPack 6.0)"
-        )
-    facts = read_onnx_facts(args.model)
-    plan = plan_build(facts, config, caps, facts.meta)
-    print(f"dry run: {source}")
-    _print_facts(facts)
-    for line in plan.describe():
+    planned = plan_engine_build(args.model, config, trt_version=args.trt_version, calibration_source=args.calib or "")
+    version = planned.capabilities.version
+    print("dry run: " + (f"the installed TensorRT {version}, probed" if planned.probed
+                         else f"declared capabilities of TensorRT {version} (no TensorRT needed)"))
+    _print_facts(planned.facts)
+    for line in planned.plan.describe():
         print(line)
     print(f"would write       {engine} and {engine.name}.json")
-    if facts.meta is None:
+    if planned.facts.meta is None:
         print("warning: without ModelMeta the build stops before writing; export with `fcn-edge export`")
     return 0
 
 
-def run(args) -> int:
-    engine, config = _config(args)
-    if args.dry_run:
-        return _dry_run(args, engine, config)
-    if args.trt_version:
-        raise EngineBuildError("--trt-version is for --dry-run; a real build uses the installed TensorRT")
-
-    from fcn_edge.engine.artifact import write_engine
-    from fcn_edge.engine.build import load_tensorrt, run_build
-    from fcn_edge.engine.onnx_facts import read_onnx_facts
-    from fcn_edge.engine.summary import summarize_engine
-
-    facts = read_onnx_facts(args.model)
-    if facts.meta is None:  # refuse before minutes of building
-        raise EngineBuildError(f"{facts.meta_error}; the engine's sidecar needs it")
-    trt = load_tensorrt()
-    result = run_build(args.model, config, trt=trt)
-    summary = None
-    try:
-        summary = summarize_engine(trt, result.engine, str(engine))
-    except Exception as exc:  # the summary is a report; the engine is good without it
-        log.warning("engine inspector unavailable: %s", exc)
-    engine_path, sidecar = write_engine(engine, result, summary, rebuild_arguments(args, engine))
-
-    print(f"built {engine_path} in {result.build_seconds:.1f} s on {result.gpu_name} "
+def _print_build(build) -> None:
+    result = build.result
+    print(f"built {build.engine_path} in {result.build_seconds:.1f} s on {result.gpu_name} "
           f"(compute capability {result.compute_capability})")
     for line in result.plan.describe():
         print(line)
@@ -192,10 +171,27 @@ def run(args) -> int:
         print(f"DLA               {result.network_layers - result.dla_gpu_fallback_layers} of "
               f"{result.network_layers} layers can run on DLA core {result.plan.dla_core}; "
               f"{result.dla_gpu_fallback_layers} fall back to the GPU")
-    if summary is not None:
-        for line in summary.describe():
+    if build.summary is not None:
+        for line in build.summary.describe():
             print(line)
     if result.timing_cache_saved:
         print(f"timing cache      saved to {result.timing_cache_saved}")
-    print(f"sidecar           {sidecar}")
+    print(f"sidecar           {build.sidecar_path}")
+
+
+def run(args) -> int:
+    engine, config = _config(args)
+    _check_calib(args)
+    if args.dry_run:
+        return _dry_run(args, engine, config)
+    if args.trt_version:
+        raise UsageError("--trt-version is for --dry-run; a real build uses the installed TensorRT")
+
+    from fcn_edge.engine.engine_file import build_engine_file
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+
+    facts = read_onnx_facts(args.model)  # once: the calibration batches and the build share it
+    build = build_engine_file(facts, engine, config, calibration=_calibration(args, facts, config),
+                              rebuild_args=rebuild_arguments(args, engine))
+    _print_build(build)
     return 0

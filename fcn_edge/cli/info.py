@@ -1,21 +1,16 @@
 """``fcn-edge info MODEL.onnx|MODEL.engine``: ModelMeta, I/O tensors and build facts.
 
-For an ONNX the graph is read with onnx. For an engine the sidecar is read; when TensorRT
-is installed the engine is also deserialised and its real I/O tensors shown, and the
-sidecar is checked against this machine's TensorRT and GPU.
+The facts come from :func:`fcn_edge.engine.inspect.inspect_model`; this prints them as
+text, or as one JSON object with ``--json``. Exit status 1 when an engine cannot run here
+(built for another TensorRT or GPU, or not the engine its sidecar describes).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
-from typing import Any, Dict, List
+from typing import List
 
 from fcn_edge.cli.args import add_json, add_model_argument, write_json_report
-from fcn_edge.errors import FcnEdgeError, MetaError
-
-log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,124 +44,71 @@ def _meta_lines(meta) -> List[str]:
     return lines
 
 
-def _onnx_info(path: Path) -> Dict[str, Any]:
-    from fcn_edge.engine.onnx_facts import read_onnx_facts
+def _onnx_lines(info) -> List[str]:
+    from fcn_edge.artifacts.shapes import format_shape
 
-    facts = read_onnx_facts(path)
-    return {
-        "kind": "onnx",
-        "path": str(path),
-        "sha256": facts.sha256,
-        "precision_in_graph": facts.precision,
-        "precision_markers": facts.describe_precision(),
-        "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in facts.inputs],
-        "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in facts.outputs],
-        "nodes": len(facts.node_names),
-        "meta": facts.meta.to_dict() if facts.meta else None,
-        "meta_error": facts.meta_error,
-        "_meta": facts.meta,
-    }
+    facts = info.onnx
+    lines = [f"meta problem      {info.meta_error}"] if info.meta_error else []
+    lines.append(f"graph precision   {facts.precision} ({facts.describe_precision()}), {len(facts.node_ops)} nodes")
+    for group, tensors in (("input", facts.inputs), ("output", facts.outputs)):
+        lines += [f"{group:<17} {t.name}: {t.dtype} {format_shape(t.shape)}" for t in tensors]
+    return lines
 
 
-def _engine_info(path: Path) -> Dict[str, Any]:
-    from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
-    from fcn_edge.optional import is_available
+def _engine_lines(info) -> List[str]:
+    from fcn_edge.artifacts.shapes import format_shape
 
-    if not path.is_file():
-        raise MetaError(f"{path}: no such engine file")
-    info: Dict[str, Any] = {"kind": "engine", "path": str(path), "size_bytes": path.stat().st_size}
-    meta = record = None
-    try:
-        meta, record = read_engine_sidecar(path)
-        info["meta"] = meta.to_dict()
-        info["engine"] = record.to_dict()
-    except MetaError as exc:
-        info["sidecar_error"] = str(exc)
-    info["_meta"] = meta
-    if not is_available("tensorrt"):
-        info["live"] = "tensorrt is not installed: I/O tensors are the sidecar's record"
-        if meta is None:
-            raise MetaError(info["sidecar_error"] + "; and without TensorRT the engine itself cannot be read")
-        return info
-    import tensorrt as trt
-
-    from fcn_edge.engine.summary import summarize_engine
-
-    try:
-        from fcn_edge.engine.cuda_driver import cuda_driver
-
-        device = cuda_driver().facts()
-        info["machine"] = {"tensorrt_version": trt.__version__, "gpu_name": device.name,
-                           "compute_capability": device.capability_text}
-        if record is not None:
-            check_engine_compatible(record, trt.__version__, device.name, device.compute_capability, path)
-            info["compatible"] = True
-        summary = summarize_engine(trt, path.read_bytes(), str(path))
-        info["live_io_tensors"] = [t.to_dict() for t in summary.io_tensors]
-        info["layer_count"] = summary.layer_count
-        info["layer_precisions"] = summary.layer_precisions
-    except FcnEdgeError as exc:
-        info["compatible"] = False
-        info["live_error"] = str(exc)
-    return info
-
-
-def _print_text(info: Dict[str, Any]) -> None:
-    print(f"{info['kind']:<17} {info['path']}")
-    for line in _meta_lines(info.get("_meta")):
-        print(line)
-    if info["kind"] == "onnx":
-        if info["meta_error"]:
-            print(f"meta problem      {info['meta_error']}")
-        print(f"graph precision   {info['precision_in_graph']} ({info['precision_markers']}), {info['nodes']} nodes")
-        for group in ("inputs", "outputs"):
-            for t in info[group]:
-                shape = "x".join("?" if d < 0 else str(d) for d in t["shape"])
-                print(f"{group[:-1]:<17} {t['name']}: {t['dtype']} {shape}")
-        return
-    if "sidecar_error" in info:
-        print(f"sidecar           {info['sidecar_error']}")
-    engine = info.get("engine")
-    if engine:
-        print(f"built with        TensorRT {engine['tensorrt_version']} on {engine['gpu_name']} "
-              f"(compute capability {engine['compute_capability']}), {engine['built_at']}, {engine['build_seconds']:.1f} s")
-        print(f"engine precision  {engine['precision']}, {engine['typing']} typing"
-              + (f", int8 {engine['int8_mode']}" if engine.get("int8_mode") else ""))
-        print(f"flags             {', '.join(engine['flags']) or '(none)'}")
-        for p in engine["profiles"]:
-            fmt = lambda s: "x".join(str(d) for d in s)  # noqa: E731
-            print(f"profile           {p['input']}: min {fmt(p['min'])} opt {fmt(p['opt'])} max {fmt(p['max'])}")
-        print(f"ONNX              {engine['onnx_path']} (sha256 {engine['onnx_sha256'][:12]})")
-        if engine.get("rebuild_command"):
-            print(f"rebuild           {engine['rebuild_command']}")
-    tensors = info.get("live_io_tensors") or (engine or {}).get("io_tensors") or []
-    source = "engine" if info.get("live_io_tensors") else "sidecar"
+    engine = info.engine
+    lines = [f"sidecar           {info.meta_error}"] if info.meta_error else []
+    record = engine.record
+    if record is not None:
+        lines += [
+            f"built with        TensorRT {record.tensorrt_version} on {record.gpu_name} "
+            f"(compute capability {record.compute_capability}), {record.built_at}, {record.build_seconds:.1f} s",
+            f"engine precision  {record.precision}, {record.typing} typing"
+            + (f", int8 {record.int8_mode}" if record.int8_mode else ""),
+            f"flags             {', '.join(record.flags) or '(none)'}",
+        ]
+        lines += [f"profile           {p.input_name}: min {format_shape(p.min)} opt {format_shape(p.opt)} "
+                  f"max {format_shape(p.max)}" for p in record.profiles]
+        lines.append(f"ONNX              {record.onnx_path} (sha256 {record.onnx_sha256[:12]})")
+        if record.rebuild_command:
+            lines.append(f"rebuild           {record.rebuild_command}")
+    live = engine.live
+    summary = live.summary if live is not None else None
+    if summary is not None:
+        tensors, source = [t.to_dict() for t in summary.io_tensors], "engine"
+    else:
+        tensors, source = list(record.io_tensors) if record is not None else [], "sidecar"
     for t in tensors:
-        shape = "x".join("?" if d < 0 else str(d) for d in t["shape"])
         profile = ""
         if t.get("profile"):
-            profile = "  profile " + " / ".join("x".join(str(d) for d in t["profile"][k]) for k in ("min", "opt", "max"))
-        print(f"{t['mode']:<7} ({source}) {t['name']}: {t['dtype']} {shape}{profile}")
-    if info.get("layer_precisions"):
-        print(f"layers            {info['layer_count']}: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(info["layer_precisions"].items())))
-    if "live" in info:
-        print(f"note              {info['live']}")
-    if "machine" in info:
-        state = "matches" if info.get("compatible") else "does NOT match"
-        m = info["machine"]
-        print(f"this machine      TensorRT {m['tensorrt_version']}, {m['gpu_name']} ({m['compute_capability']}): {state}")
-    if "live_error" in info:
-        print(f"problem           {info['live_error']}")
+            profile = "  profile " + " / ".join(format_shape(t["profile"][k]) for k in ("min", "opt", "max"))
+        lines.append(f"{t['mode']:<7} ({source}) {t['name']}: {t['dtype']} {format_shape(t['shape'])}{profile}")
+    if summary is not None and summary.layer_precisions:
+        lines.append(f"layers            {summary.layer_count}: "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(summary.layer_precisions.items())))
+    if engine.file_problem:
+        lines.append(f"problem           {engine.file_problem}")
+    if engine.live_unavailable:
+        lines.append(f"note              {engine.live_unavailable}")
+    if live is not None:
+        if live.gpu_name:
+            state = {True: "matches", False: "does NOT match", None: "not checked (no sidecar)"}[live.compatible]
+            lines.append(f"this machine      TensorRT {live.tensorrt_version}, {live.gpu_name} "
+                         f"({live.compute_capability}): {state}")
+        if live.problem:
+            lines.append(f"problem           {live.problem}")
+    return lines
 
 
 def run(args) -> int:
-    path = Path(args.model)
-    if path.suffix.lower() == ".onnx":
-        info = _onnx_info(path)
-    else:
-        info = _engine_info(path)
-    write_json_report(args.json, {k: v for k, v in info.items() if not k.startswith("_")})
+    from fcn_edge.engine.inspect import inspect_model
+
+    info = inspect_model(args.model)
+    write_json_report(args.json, info.to_dict())
     if args.json != "-":
-        _print_text(info)
-    return 1 if info.get("compatible") is False else 0
+        print(f"{info.kind:<17} {info.path}")
+        for line in _meta_lines(info.meta) + (_onnx_lines(info) if info.onnx is not None else _engine_lines(info)):
+            print(line)
+    return 1 if info.problems else 0

@@ -1,8 +1,8 @@
 """Write a built engine and its ``<engine>.json`` sidecar, each atomically.
 
 The engine is a plain TensorRT plan (trtexec and any TensorRT runtime load it); everything
-fcn-edge knows about it goes into the sidecar: ModelMeta, and the ``engine`` section of
-:class:`fcn_edge.engine.sidecar.EngineRecord`. A crash mid-write leaves the previous engine
+fcn-edge knows about it goes into the sidecar: ModelMeta, and the ``engine`` section
+(:class:`fcn_edge.artifacts.EngineRecord`). A crash mid-write leaves the previous engine
 (or nothing), never a truncated file under the engine's name.
 """
 
@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 from fcn_edge import __version__
-from fcn_edge.artifacts import EngineRecord, write_engine_sidecar
-from fcn_edge.artifacts import ModelMeta, sidecar_path
+from fcn_edge.artifacts import EngineRecord, ModelMeta, sidecar_path, write_engine_sidecar
 from fcn_edge.artifacts.sidecar import command_line
 from fcn_edge.atomic import atomic_path
 from fcn_edge.engine.build import BuildResult
 from fcn_edge.engine.summary import EngineSummary
-from fcn_edge.errors import EngineBuildError
 from fcn_edge.paths import PathLike
 
 
@@ -61,12 +59,7 @@ def engine_record(
 
 def engine_meta(result: BuildResult) -> ModelMeta:
     """ModelMeta for the engine: the ONNX's, with the engine's precision and a history step."""
-    if result.meta is None:
-        raise EngineBuildError(
-            f"{result.facts.path}: {result.facts.meta_error or 'no ModelMeta'}; the engine's sidecar "
-            "needs it"
-        )
-    return result.meta.with_history(
+    return result.facts.require_meta().with_history(
         f"build-engine: TensorRT {result.capabilities.version} {result.plan.precision} "
         f"({result.plan.typing} typing) on {result.gpu_name}",
         precision=result.plan.precision,

@@ -2,7 +2,10 @@
 
 The decisions (typing, flags, calibrator, profiles) are made by
 :func:`fcn_edge.engine.plan.plan_build` from the probed capabilities of the tensorrt module
-at hand; this module only carries them out in TensorRT's API. Every TensorRT name used
+at hand; this module only carries them out in TensorRT's API. Implicit INT8 takes an
+iterable of ``{input_name: array}`` calibration batches (:mod:`fcn_edge.engine.calibrator`);
+this layer never reads images. File in, engine and sidecar out is
+:func:`fcn_edge.engine.engine_file.build_engine_file`. Every TensorRT name used
 here is checked against the real bindings of 8.6, 10.x and 11.x by
 tests/test_engine_api_surface.py; branches that only some versions reach carry a
 ``# trt-versions:`` marker (see that test).
@@ -14,10 +17,10 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Union
 
-from fcn_edge.artifacts import ModelMeta
 from fcn_edge.atomic import write_bytes_atomic
+from fcn_edge.engine.calibrator import Batch, calibration_shapes, calibration_source, first_batch, make_calibrator
 from fcn_edge.engine.capabilities import Capabilities, probe
 from fcn_edge.engine.config import BuildConfig
 from fcn_edge.engine.onnx_facts import OnnxFacts, read_onnx_facts
@@ -64,7 +67,6 @@ class BuildResult:
     engine: bytes
     plan: BuildPlan
     facts: OnnxFacts
-    meta: Optional[ModelMeta]
     capabilities: Capabilities
     gpu_name: str
     compute_capability: str
@@ -124,20 +126,20 @@ def _read_timing_cache(path: Optional[Path]) -> bytes:
     return path.read_bytes()
 
 
-def _spatial(shape: Tuple[int, ...], meta: ModelMeta) -> Tuple[int, int]:
-    return (shape[1], shape[2]) if meta.input_layout == "NHWC" else (shape[2], shape[3])
-
-
 def run_build(
-    onnx_path: PathLike,
-    config: BuildConfig,
+    onnx: Union[PathLike, OnnxFacts],
+    config: BuildConfig = BuildConfig(),
+    calibration: Optional[Iterable[Batch]] = None,
     trt: Any = None,
     device: Any = None,
 ) -> BuildResult:
-    """Parse ``onnx_path``, plan the build for the TensorRT at hand and build it.
+    """Plan the build of ``onnx`` (a path, or its facts already read) for the TensorRT at
+    hand and build it.
 
-    ``trt`` is the tensorrt module (imported when None; the tests pass a fake one);
-    ``device`` gives GPU facts and device memory (:class:`fcn_edge.engine.cuda_driver.CudaDriver`).
+    ``calibration`` is an iterable of ``{input_name: array}`` batches for the legacy
+    calibrator (``int8_mode="implicit"``). ``trt`` is the tensorrt module (imported when
+    None; the tests pass a fake one); ``device`` gives GPU facts and device memory
+    (:class:`fcn_edge.engine.cuda_driver.CudaDriver`).
     """
     trt = trt if trt is not None else load_tensorrt()
     if device is None:
@@ -145,15 +147,17 @@ def run_build(
 
         device = cuda_driver()
     caps = probe(trt)
-    facts = read_onnx_facts(onnx_path)
-    meta = facts.meta
+    facts = onnx if isinstance(onnx, OnnxFacts) else read_onnx_facts(onnx)
     logger = _make_logger(trt)
     builder = trt.Builder(logger)
     fast_fp16 = None
     if caps.fast_fp16_query:  # trt-versions: <11
         fast_fp16 = bool(builder.platform_has_fast_fp16)
     dla_cores = int(builder.num_DLA_cores) if config.dla_core is not None else None
-    plan = plan_build(facts, config, caps, meta, platform_fast_fp16=fast_fp16, dla_cores=dla_cores)
+    plan = plan_build(
+        facts, config, caps, platform_fast_fp16=fast_fp16, dla_cores=dla_cores,
+        calibration_source=calibration_source(calibration) if calibration is not None else "",
+    )
     gpu = device.facts()
 
     network_flags = 0
@@ -208,7 +212,7 @@ def run_build(
 
     calibrator = None
     if plan.calibrator:  # trt-versions: <11
-        calibrator = _attach_calibrator(trt, builder, builder_config, plan, config, facts, device)
+        calibrator = _attach_calibrator(trt, builder, builder_config, plan, calibration, device)
 
     log.info("building a %s engine with TensorRT %s (%s typing); this takes a while",
              plan.precision, caps.version, plan.typing)
@@ -236,7 +240,6 @@ def run_build(
         engine=bytes(serialized),
         plan=plan,
         facts=facts,
-        meta=meta,
         capabilities=caps,
         gpu_name=gpu.name,
         compute_capability=gpu.capability_text,
@@ -249,43 +252,31 @@ def run_build(
 
 
 def _attach_calibrator(  # trt-versions: <11
-    trt: Any, builder: "trt.Builder", builder_config: "trt.IBuilderConfig", plan: BuildPlan, config: BuildConfig,
-    facts: OnnxFacts, device: Any,
+    trt: Any, builder: "trt.Builder", builder_config: "trt.IBuilderConfig", plan: BuildPlan,
+    calibration: Optional[Iterable[Batch]], device: Any,
 ) -> Any:
-    """Set up the legacy calibrator (and its profile) on ``builder_config``."""
-    from fcn_edge.engine.calibrator import make_calibrator
-
+    """Set up the legacy calibrator, and its profile: the shapes of the first batch."""
     batches = None
-    source = str(plan.calibration or plan.calibration_cache)
-    if plan.calibration is not None:
-        if facts.meta is None:
-            raise EngineBuildError(
-                f"{facts.path}: implicit INT8 calibration preprocesses images as ModelMeta says, and "
-                f"this ONNX has none ({facts.meta_error}); export it with `fcn-edge export`"
-            )
-        if len(plan.profiles) != 1:
-            raise EngineBuildError("implicit INT8 calibration supports models with one input")
-        from fcn_edge.precision.calibration import calibration_batches
-
-        opt = plan.profiles[0].opt
-        batch_fixed = facts.inputs[0].shape[0] > 0
-        batch_size = opt[0] if batch_fixed else config.calibration_batch_size
-        batches = calibration_batches(
-            plan.calibration, facts.meta, batch_size=batch_size, limit=config.calibration_limit,
-            pad_last=True, input_size=_spatial(opt, facts.meta),
-        )
+    if calibration is not None and plan.calibration:
+        first, batches = first_batch(calibration, plan.calibration)
+        shapes = calibration_shapes(first, plan.profiles, plan.calibration)
         if plan.needs_profile:
-            shape = (batch_size,) + tuple(opt[1:])
             calibration_profile = builder.create_optimization_profile()
-            calibration_profile.set_shape(plan.profiles[0].input_name, shape, shape, shape)
+            for name, shape in shapes.items():
+                calibration_profile.set_shape(name, shape, shape, shape)
             builder_config.set_calibration_profile(calibration_profile)
+    source = plan.calibration or str(plan.calibration_cache)
     calibrator = make_calibrator(trt, plan.calibrator, batches, plan.calibration_cache, device, source)
     builder_config.int8_calibrator = calibrator
     return calibrator
 
 
 def build_engine(
-    onnx_path: PathLike, config: BuildConfig = BuildConfig(), trt: Any = None, device: Any = None
+    onnx_path: PathLike,
+    config: BuildConfig = BuildConfig(),
+    calibration: Optional[Iterable[Batch]] = None,
+    trt: Any = None,
+    device: Any = None,
 ) -> bytes:
     """The serialised engine for ``onnx_path`` (loadable by trtexec and any TensorRT runtime)."""
-    return run_build(onnx_path, config, trt=trt, device=device).engine
+    return run_build(onnx_path, config, calibration, trt=trt, device=device).engine

@@ -1,32 +1,80 @@
-"""TensorRT's legacy INT8 calibrator (TensorRT 8.5 - 10.x), fed by the project's one
-calibration data path.
+"""TensorRT's legacy INT8 calibrator (TensorRT 8.5 - 10.x), fed by an iterable of batches.
 
 ``--int8-mode implicit`` lets TensorRT pick INT8 scales itself from batches of real
-images. The batches come from :func:`fcn_edge.precision.calibration.calibration_batches`,
-which preprocesses exactly as the runtime does, so the scales fit what the engine will see.
-Scales are cached in a file: a second build reads them and needs no images. TensorRT 11
-has no calibrator classes; :mod:`fcn_edge.engine.plan` refuses that case before we get here.
+images. Like Polygraphy's ``Calibrator(data_loader)``, the build takes any iterable of
+``{input_name: array}`` batches and knows nothing of images: the CLI makes them with
+:func:`fcn_edge.precision.calibration.calibration_batches`, which preprocesses exactly as
+the runtime does, so the scales fit what the engine will see. The first batch's shapes are
+the calibration profile; every later batch must have them. Scales are cached in a file: a
+second build reads them and needs no batches. TensorRT 11 has no calibrator classes;
+:mod:`fcn_edge.engine.plan` refuses that case before we get here.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from fcn_edge.artifacts import ProfileShapes
+from fcn_edge.artifacts.shapes import format_shape
 from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.errors import DataError, EngineBuildError
 
 log = logging.getLogger(__name__)
 
+Batch = Mapping[str, np.ndarray]
+
+
+def calibration_source(batches: Iterable[Batch]) -> str:
+    """How messages name a calibration iterable: its ``source`` when it has one (as
+    :class:`fcn_edge.precision.calibration.CalibrationData` does)."""
+    return str(getattr(batches, "source", "") or "(calibration batches)")
+
+
+def first_batch(batches: Iterable[Batch], source: str) -> Tuple[Batch, Iterator[Batch]]:
+    """The first batch, and an iterator that yields it again before the rest: the build
+    looks at the first batch's shapes, and a one-shot generator still calibrates on all."""
+    iterator = iter(batches)
+    first = next(iterator, None)
+    if first is None:
+        raise DataError(
+            f"calibration set {source}: the data loader provided no data (a generator cannot be "
+            "rewound; pass a re-iterable such as calibration_batches())"
+        )
+    return first, itertools.chain([first], iterator)
+
+
+def calibration_shapes(first: Batch, profiles: Sequence[ProfileShapes], source: str) -> Dict[str, Tuple[int, ...]]:
+    """The calibration profile: each input's shape in the first batch, which must lie within
+    the optimisation profile (TensorRT calibrates at one shape)."""
+    names = [p.input_name for p in profiles]
+    missing = [n for n in names if n not in first]
+    if missing:
+        raise DataError(f"calibration set {source}: batches hold {sorted(first)} but the network's inputs are {names}")
+    shapes = {}
+    for profile in profiles:
+        shape = tuple(int(d) for d in np.shape(first[profile.input_name]))
+        inside = len(shape) == len(profile.min) and all(
+            lo <= d <= hi for d, lo, hi in zip(shape, profile.min, profile.max))
+        if not inside:
+            raise DataError(
+                f"calibration set {source}: batches of input '{profile.input_name}' are {format_shape(shape)}, "
+                f"outside the optimisation profile {format_shape(profile.min)} .. {format_shape(profile.max)}; "
+                f"make them the profile's opt shape {format_shape(profile.opt)}"
+            )
+        shapes[profile.input_name] = shape
+    return shapes
+
 
 class _BatchFeeder:
     """Uploads ``{name: array}`` batches into device buffers allocated once."""
 
-    def __init__(self, batches: Optional[Iterable[Dict[str, np.ndarray]]], device: Any, source: str):
-        self._iterator: Optional[Iterator[Dict[str, np.ndarray]]] = iter(batches) if batches is not None else None
+    def __init__(self, batches: Optional[Iterable[Batch]], device: Any, source: str):
+        self._iterator: Optional[Iterator[Batch]] = iter(batches) if batches is not None else None
         self._device = device
         self._source = source
         self._buffers: Dict[str, int] = {}
@@ -39,11 +87,6 @@ class _BatchFeeder:
             return None
         batch = next(self._iterator, None)
         if batch is None:
-            if self.batches_fed == 0:
-                raise DataError(
-                    f"calibration set {self._source}: the data loader provided no data (a generator "
-                    "cannot be rewound; pass a re-iterable such as calibration_batches())"
-                )
             return None
         missing = [n for n in names if n not in batch]
         if missing:
@@ -78,7 +121,7 @@ class _BatchFeeder:
 def make_calibrator(  # trt-versions: <11
     trt: Any,
     class_name: str,
-    batches: Optional[Iterable[Dict[str, np.ndarray]]],
+    batches: Optional[Iterable[Batch]],
     cache_path: Optional[Path],
     device: Any,
     source: str = "",
@@ -127,8 +170,8 @@ def make_calibrator(  # trt-versions: <11
             return None
 
         def write_calibration_cache(self, cache) -> None:
-            if self.cache_path is None:
-                return
+            if self.cache_path is None or self.error is not None:
+                return  # scales from a calibration that failed part-way must not be reused
             try:
                 write_bytes_atomic(self.cache_path, bytes(cache))
                 log.info("wrote INT8 calibration scales to %s", self.cache_path)

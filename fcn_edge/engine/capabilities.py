@@ -4,14 +4,14 @@ A real build calls :func:`probe` on the imported tensorrt module (``hasattr``, n
 version arithmetic). ``fcn-edge build-engine --dry-run --trt-version X`` has no TensorRT
 to ask, so it uses :data:`DECLARED`: one row per TensorRT release that fcn-edge knows.
 Each capability names the *witness* identifier that :func:`probe` looks for; the test
-tests/test_engine_capabilities.py checks every row against the API surface extracted from
+tests/test_engine_api_surface.py checks every row against the API surface extracted from
 that release's real bindings (tests/data/trt_api_surface/), so the table cannot drift from
 what TensorRT actually ships.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts.compatibility import version_tuple
@@ -38,10 +38,6 @@ class Capabilities:
     fast_fp16_query: bool  # Builder.platform_has_fast_fp16 (gone in 11)
     parser_node_names: bool  # ParserError.node_name / node_operator (10.0+)
     engine_inspector: bool  # ICudaEngine.create_engine_inspector (8.2+)
-
-    @property
-    def major(self) -> int:
-        return version_tuple(self.version)[0]
 
 
 def _has(obj: Any, *path: str) -> bool:
@@ -144,7 +140,3 @@ def declared(version: str) -> Capabilities:
         if padded(key) <= padded(wanted):
             chosen = caps
     return replace(chosen, version=version)
-
-
-def capability_names() -> Tuple[str, ...]:
-    return tuple(f.name for f in fields(Capabilities) if f.name != "version")

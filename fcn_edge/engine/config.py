@@ -44,9 +44,9 @@ class BuildConfig:
     ``precision`` "auto" builds what the ONNX already is (Q/DQ -> int8, FP16 casts ->
     fp16, else fp32). ``typing`` "auto" picks strongly typed where TensorRT has it and the
     ONNX carries the precision, else weak typing with builder flags. ``int8_mode``
-    "explicit" takes a Q/DQ ONNX; "implicit" runs TensorRT's legacy calibrator over
-    ``calibration`` (a folder or manifest of images) and caches the scales in
-    ``calibration_cache``. ``fp16_fallback`` lets a weakly typed INT8 build run layers that
+    "explicit" takes a Q/DQ ONNX; "implicit" runs TensorRT's legacy ``calibrator`` over the
+    calibration batches handed to the build (an iterable, not part of the config) and
+    caches the scales in ``calibration_cache``. ``fp16_fallback`` lets a weakly typed INT8 build run layers that
     have no INT8 kernel in FP16 instead of FP32 (trtexec's ``--int8 --fp16``).
     """
 
@@ -59,11 +59,8 @@ class BuildConfig:
     optimization_level: Optional[int] = None
     timing_cache: Optional[Path] = None
     dla_core: Optional[int] = None
-    calibration: Optional[Path] = None
     calibration_cache: Optional[Path] = None
     calibrator: str = "entropy"
-    calibration_batch_size: int = 8
-    calibration_limit: Optional[int] = None
     detailed_profile: bool = True  # per-layer precision in the engine inspector
 
     def __post_init__(self) -> None:
@@ -82,8 +79,6 @@ class BuildConfig:
             problems.append(f"optimization level must be 0..5, got {self.optimization_level}")
         if self.dla_core is not None and self.dla_core < 0:
             problems.append(f"--dla-core must be >= 0, got {self.dla_core}")
-        if self.calibration_batch_size < 1:
-            problems.append(f"calibration batch size must be >= 1, got {self.calibration_batch_size}")
         if problems:
             raise EngineBuildError("invalid build configuration: " + "; ".join(problems))
 

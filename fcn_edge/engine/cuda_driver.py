@@ -96,7 +96,7 @@ class CudaDriver:
 
     def download(self, out: np.ndarray, pointer: int) -> np.ndarray:
         if not out.flags.c_contiguous:
-            raise ValueError("download needs a C-contiguous array")
+            raise EngineBuildError("download needs a C-contiguous array to copy into")
         self._check(
             self._lib.cuMemcpyDtoH_v2(out.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint64(pointer),
                                       ctypes.c_size_t(out.nbytes)),

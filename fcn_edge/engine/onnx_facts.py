@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts.dtypes import onnx_dtype_name
 from fcn_edge.artifacts import ModelMeta, file_sha256, meta_from_props
@@ -29,6 +29,9 @@ class TensorFacts:
     @property
     def dynamic(self) -> bool:
         return any(d < 0 for d in self.shape)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,13 @@ class OnnxFacts:
         if self.fp16_initializers:
             parts.append(count(self.fp16_initializers, "float16 weight"))
         return ", ".join(parts) if parts else "no Q/DQ nodes, no float16 casts or weights"
+
+    def require_meta(self, why: str = "the engine's sidecar needs it") -> ModelMeta:
+        """The ONNX's ModelMeta, or the refusal that says how to get one."""
+        if self.meta is None:
+            problem = self.meta_error or f"{self.path}: no ModelMeta"
+            raise EngineBuildError(f"{problem}; {why}: export the model with `fcn-edge export`")
+        return self.meta
 
     def node_label(self, index: int) -> str:
         """"'name' (Op)" for the node at ``index`` of the graph, for parser errors."""

@@ -4,7 +4,9 @@
 and the :class:`Capabilities` of the TensorRT at hand (probed from the real module, or
 declared for ``--dry-run``). A real build and a dry run therefore make the same decisions,
 and a request that the TensorRT cannot honour is refused here, with what to do instead,
-before any minutes are spent building.
+before any minutes are spent building. Each decision is one small function (precision, INT8
+mode, typing, network flags, builder flags, calibrator, DLA, builder options, profiles);
+:func:`plan_build` composes them in that order, so the first refusal is the most basic one.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from fcn_edge.artifacts import ProfileShapes
-from fcn_edge.artifacts import ModelMeta
-from fcn_edge.engine.capabilities import Capabilities
+from fcn_edge.artifacts import ModelMeta, ProfileShapes
 from fcn_edge.artifacts.shapes import Shape, format_shape
-from fcn_edge.engine.config import BuildConfig
+from fcn_edge.engine.capabilities import Capabilities
+from fcn_edge.engine.config import BuildConfig, ShapeOverrides
 from fcn_edge.engine.onnx_facts import OnnxFacts, TensorFacts
 from fcn_edge.errors import EngineBuildError
 
@@ -38,7 +39,7 @@ class BuildPlan:
     network_flags: Tuple[str, ...]  # NetworkDefinitionCreationFlag members
     builder_flags: Tuple[str, ...]  # BuilderFlag members
     calibrator: str  # "" or the TensorRT calibrator class
-    calibration: Optional[Path]
+    calibration: str  # where the calibrator's batches come from; "" = the scales come from the cache
     calibration_cache: Optional[Path]
     profiles: Tuple[ProfileShapes, ...]
     needs_profile: bool
@@ -133,11 +134,10 @@ def _shapes_from_meta(tensor: TensorFacts, meta: ModelMeta) -> Tuple[Shape, Shap
     return tuple(meta.input_shape(b, s) for b, s in zip(batches, sizes))  # type: ignore[return-value]
 
 
-def plan_profiles(
-    facts: OnnxFacts, overrides, meta: Optional[ModelMeta]
-) -> Tuple[ProfileShapes, ...]:
+def plan_profiles(facts: OnnxFacts, overrides: ShapeOverrides) -> Tuple[ProfileShapes, ...]:
     """min/opt/max per input: from ``--min/--opt/--max``, else the ONNX's static dims, else
     ModelMeta's size range and max batch (dimensions the ONNX fixes stay fixed)."""
+    meta = facts.meta
     input_names = [t.name for t in facts.inputs]
     unknown = [n for n in overrides.names() if n and n not in input_names]
     if unknown:
@@ -187,8 +187,21 @@ def plan_profiles(
     return tuple(profiles)
 
 
-# -- precision and typing -------------------------------------------------------------------
-def _choose_precision(facts: OnnxFacts, config: BuildConfig) -> str:
+def calibration_input(facts: OnnxFacts, config: BuildConfig, batch: int) -> Tuple[int, Tuple[int, int]]:
+    """(batch size, (height, width)) for calibration batches: the optimisation profile's opt
+    shape, at ``batch`` images unless the ONNX fixes the batch. Needs ModelMeta (the layout)."""
+    meta = facts.require_meta("implicit INT8 calibration preprocesses images as ModelMeta says")
+    if len(facts.inputs) != 1:
+        raise EngineBuildError(f"{facts.path}: implicit INT8 calibration from images feeds models with one input")
+    opt = plan_profiles(facts, config.shapes)[0].opt
+    fixed_batch = facts.inputs[0].shape[0] > 0
+    size = (opt[1], opt[2]) if meta.input_layout == "NHWC" else (opt[2], opt[3])
+    return (opt[0] if fixed_batch else batch), size
+
+
+# -- one decision each ----------------------------------------------------------------------
+def choose_precision(facts: OnnxFacts, config: BuildConfig) -> str:
+    """The engine's precision: what the ONNX carries unless asked otherwise, never less."""
     onnx_precision = facts.precision
     wanted = onnx_precision if config.precision == "auto" else config.precision
     if config.precision == "auto" and config.int8_mode == "implicit":
@@ -208,42 +221,37 @@ def _choose_precision(facts: OnnxFacts, config: BuildConfig) -> str:
             f"{name} carries FP16 ({facts.describe_precision()}); implicit INT8 calibration needs the FP32 "
             f"ONNX, or make a Q/DQ ONNX with `{QUANTIZE_INT8.format(onnx='MODEL.onnx')}`"
         )
+    if config.fp16_fallback and wanted != "int8":
+        raise EngineBuildError("--fp16-fallback only applies to INT8 builds; for FP16 use --precision fp16")
     return wanted
 
 
-def plan_build(
-    facts: OnnxFacts,
-    config: BuildConfig,
-    caps: Capabilities,
-    meta: Optional[ModelMeta] = None,
-    platform_fast_fp16: Optional[bool] = None,
-    dla_cores: Optional[int] = None,
-) -> BuildPlan:
-    """The build's decisions, or :class:`EngineBuildError` saying what to do instead."""
-    version = caps.version
-    meta = meta if meta is not None else facts.meta
+def choose_int8_mode(precision: str, facts: OnnxFacts, config: BuildConfig, caps: Capabilities) -> str:
+    """"explicit" (Q/DQ in the ONNX), "implicit" (the legacy calibrator), or "" without INT8."""
+    if precision != "int8":
+        return ""
     onnx_name = facts.path.name
-    precision = _choose_precision(facts, config)
-    notes: List[str] = []
-    int8_mode = config.int8_mode if precision == "int8" else ""
-    if precision == "int8" and int8_mode == "explicit" and not facts.has_qdq:
+    if config.int8_mode == "explicit" and not facts.has_qdq:
         raise EngineBuildError(
             f"--int8-mode explicit needs a Q/DQ ONNX and {onnx_name} has none "
-            f"({facts.describe_precision()}): make one with "
-            f"`{QUANTIZE_INT8.format(onnx=onnx_name)}`"
+            f"({facts.describe_precision()}): make one with `{QUANTIZE_INT8.format(onnx=onnx_name)}`"
             + (", or use --int8-mode implicit --calib IMAGES (TensorRT's legacy calibrator)"
                if caps.legacy_calibrator else
-               f" (TensorRT {version} has no legacy calibrator: explicit Q/DQ is the only INT8 path)")
+               f" (TensorRT {caps.version} has no legacy calibrator: explicit Q/DQ is the only INT8 path)")
         )
-
-    if precision == "int8" and int8_mode == "implicit" and not caps.legacy_calibrator:
+    if config.int8_mode == "implicit" and not caps.legacy_calibrator:
         raise unavailable(
-            "The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)", version,
+            "The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)", caps.version,
             "TensorRT 11 supports explicit quantisation only: make a Q/DQ ONNX with "
             f"`{QUANTIZE_INT8.format(onnx=onnx_name)}` and build it with --int8-mode explicit (the default)",
         )
+    return config.int8_mode
 
-    # Typing: strongly typed where it exists and the ONNX carries the precision.
+
+def choose_typing(precision: str, int8_mode: str, facts: OnnxFacts, config: BuildConfig, caps: Capabilities) -> str:
+    """"strong" (the ONNX decides each tensor's type) or "weak" (builder flags choose)."""
+    version, onnx_name = caps.version, facts.path.name
+    weak_available = caps.fp16_flag or caps.int8_flag
     graph_carries_precision = precision == "fp32" or precision == facts.precision
     if config.typing == "strong":
         if not caps.strongly_typed:
@@ -252,157 +260,190 @@ def plan_build(
                 "use --typing weak (or auto), which sets the FP16/INT8 builder flags",
             )
         if not graph_carries_precision:
+            quantize = QUANTIZE_FP16 if precision == "fp16" else QUANTIZE_INT8
             raise EngineBuildError(
                 f"a strongly typed network runs the precision the ONNX carries, and {onnx_name} is "
                 f"{facts.precision.upper()} ({facts.describe_precision()}); for {precision.upper()} make "
-                f"that ONNX first (`{(QUANTIZE_FP16 if precision == 'fp16' else QUANTIZE_INT8).format(onnx=onnx_name)}`) "
-                "or use --typing weak"
+                f"that ONNX first (`{quantize.format(onnx=onnx_name)}`) or use --typing weak"
             )
-        typing = "strong"
-    elif config.typing == "weak":
-        if not (caps.fp16_flag or caps.int8_flag):
+        if config.fp16_fallback:
+            raise EngineBuildError(
+                "--fp16-fallback applies to weakly typed builds; in a strongly typed network the ONNX decides "
+                "each layer's precision (make the unquantised parts FP16 in the ONNX instead)"
+            )
+        return "strong"
+    if config.typing == "weak":
+        if not weak_available:
             raise unavailable(
                 "Weak typing (precision chosen by builder flags)", version,
                 "TensorRT 11 builds strongly typed networks only; put the precision in the ONNX "
                 f"(`{QUANTIZE_FP16.format(onnx=onnx_name)}` or `{QUANTIZE_INT8.format(onnx=onnx_name)}`) "
                 "and use --typing auto",
             )
-        typing = "weak"
-    else:
-        use_strong = caps.strongly_typed and graph_carries_precision and int8_mode != "implicit"
-        use_strong = use_strong and not config.fp16_fallback
-        weak_available = caps.fp16_flag or caps.int8_flag
-        if config.dla_core is not None and weak_available:
-            # DLA's documented path before TensorRT 11 is the precision flags (trtexec
-            # --useDLACore --fp16/--int8 --allowGPUFallback).
-            use_strong = False
-        typing = "strong" if use_strong else "weak"
-
-    if typing == "weak" and not (caps.fp16_flag or caps.int8_flag):
-        # Only reachable when the ONNX lacks the precision asked for, on TensorRT 11.
-        quantize = QUANTIZE_FP16 if precision == "fp16" else QUANTIZE_INT8
-        what = ("The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)"
-                if int8_mode == "implicit" else f"{precision.upper()} from builder flags (BuilderFlag.{precision.upper()})")
-        instead = "TensorRT 11 supports explicit quantisation only: " if int8_mode == "implicit" else \
-            "TensorRT 11 builds strongly typed networks only, so the precision must be in the ONNX: "
+        return "weak"
+    strong = caps.strongly_typed and graph_carries_precision and int8_mode != "implicit"
+    strong = strong and not config.fp16_fallback
+    if config.dla_core is not None and weak_available:
+        # DLA's documented path before TensorRT 11 is the precision flags (trtexec
+        # --useDLACore --fp16/--int8 --allowGPUFallback).
+        strong = False
+    if strong or weak_available:
+        return "strong" if strong else "weak"
+    # TensorRT 11, and the ONNX lacks what was asked for (or --fp16-fallback asks for flags).
+    if config.fp16_fallback:
         raise unavailable(
-            what, version,
-            instead + f"make it with `{quantize.format(onnx=onnx_name)}` and build that ONNX"
-            + (" with --int8-mode explicit (the default)" if int8_mode == "implicit" else ""),
+            "--fp16-fallback (BuilderFlag.FP16 in a weakly typed INT8 build)", version,
+            "TensorRT 11 builds strongly typed networks only, where the ONNX decides each layer's "
+            "precision: drop --fp16-fallback",
         )
+    quantize = QUANTIZE_FP16 if precision == "fp16" else QUANTIZE_INT8
+    raise unavailable(
+        f"{precision.upper()} from builder flags (BuilderFlag.{precision.upper()})", version,
+        "TensorRT 11 builds strongly typed networks only, so the precision must be in the ONNX: "
+        f"make it with `{quantize.format(onnx=onnx_name)}` and build that ONNX",
+    )
 
-    network_flags: List[str] = []
+
+def network_flags(typing: str, caps: Capabilities) -> Tuple[str, ...]:
+    """NetworkDefinitionCreationFlag members to set."""
+    flags: List[str] = []
     if caps.explicit_batch_flag:
-        network_flags.append("EXPLICIT_BATCH")
+        flags.append("EXPLICIT_BATCH")
     if typing == "strong" and (caps.fp16_flag or caps.int8_flag):
         # Where weak typing still exists the flag chooses strong; TensorRT 11 types every
         # network strongly and ignores the (deprecated) flag, so it is not set there.
-        network_flags.append("STRONGLY_TYPED")
+        flags.append("STRONGLY_TYPED")
+    return tuple(flags)
 
-    builder_flags: List[str] = []
-    calibrator = ""
-    calibration = None
-    calibration_cache = None
-    if precision == "int8":
-        if int8_mode == "implicit":
-            if not caps.legacy_calibrator:
-                raise unavailable(
-                    "The legacy INT8 calibrator (IInt8EntropyCalibrator2/IInt8MinMaxCalibrator)", version,
-                    "TensorRT 11 supports explicit quantisation only: make a Q/DQ ONNX with "
-                    f"`{QUANTIZE_INT8.format(onnx=onnx_name)}` and build it with --int8-mode explicit (the default)",
-                )
-            calibrator = CALIBRATOR_CLASSES[config.calibrator]
-            if caps.strongly_typed:
-                notes.append(
-                    "the legacy calibrator is deprecated since TensorRT 10.1 and gone in 11; the explicit "
-                    f"path (`{QUANTIZE_INT8.format(onnx=onnx_name)}`) works on every version"
-                )
-            calibration = config.calibration
-            calibration_cache = config.calibration_cache
-            has_cache = calibration_cache is not None and Path(calibration_cache).is_file()
-            if calibration is None and not has_cache:
-                raise EngineBuildError(
-                    "--int8-mode implicit needs calibration images (--calib DIR_OR_MANIFEST) or an "
-                    "existing --calibration-cache file"
-                    + (f"; {calibration_cache} does not exist" if calibration_cache else "")
-                )
-            if has_cache:
-                notes.append(f"calibration scales are read from {calibration_cache}; delete it to recalibrate")
-        if typing == "weak":
-            builder_flags.append("INT8")
-            if config.fp16_fallback or facts.has_fp16:
-                if not caps.fp16_flag:
-                    raise unavailable("BuilderFlag.FP16", version, "drop --fp16-fallback")
-                builder_flags.append("FP16")
-    elif precision == "fp16" and typing == "weak":
-        if not caps.fp16_flag:
-            raise unavailable(
-                "FP16 from builder flags (BuilderFlag.FP16)", version,
-                "TensorRT 11 builds strongly typed networks only, so FP16 must be in the ONNX: make it with "
-                f"`{QUANTIZE_FP16.format(onnx=onnx_name)}` and build that ONNX",
-            )
-        builder_flags.append("FP16")
-        if facts.precision == "fp32" and caps.strongly_typed:
-            notes.append(
-                f"FP16 comes from the builder flag on the FP32 ONNX (weak typing, removed in TensorRT 11); "
-                f"the strongly typed path builds an FP16 ONNX made with `{QUANTIZE_FP16.format(onnx=onnx_name)}`"
-            )
-    if config.fp16_fallback and typing == "strong":
-        raise EngineBuildError(
-            "--fp16-fallback applies to weakly typed builds; in a strongly typed network the ONNX decides "
-            "each layer's precision (make the unquantised parts FP16 in the ONNX instead)"
-        )
-    if config.fp16_fallback and precision != "int8":
-        raise EngineBuildError("--fp16-fallback only applies to INT8 builds; for FP16 use --precision fp16")
-    uses_fp16 = precision == "fp16" or "FP16" in builder_flags or facts.has_fp16
-    if uses_fp16 and platform_fast_fp16 is False:
-        notes.append("this GPU has no fast FP16: TensorRT will keep FP32 kernels where FP16 would be slower")
 
+def builder_flags(precision: str, typing: str, facts: OnnxFacts, config: BuildConfig, caps: Capabilities) -> Tuple[str, ...]:
+    """BuilderFlag members to set: the weak-typing precision flags and DLA's GPU fallback."""
+    flags: List[str] = []
+    if typing == "weak" and precision == "int8":
+        flags.append("INT8")
+        if config.fp16_fallback or facts.has_fp16:
+            if not caps.fp16_flag:
+                raise unavailable("BuilderFlag.FP16", caps.version, "drop --fp16-fallback")
+            flags.append("FP16")
+    elif typing == "weak" and precision == "fp16":
+        flags.append("FP16")
     if config.dla_core is not None:
-        if not caps.dla:
-            raise unavailable("DLA (DeviceType.DLA with GPU fallback)", version, "omit --dla-core")
-        if dla_cores is not None and config.dla_core >= dla_cores:
-            raise EngineBuildError(
-                f"--dla-core {config.dla_core}: this device has {dla_cores} DLA core(s)"
-                + (" (DLA exists on Jetson Xavier and Orin, not on desktop GPUs); omit --dla-core"
-                   if dla_cores == 0 else f"; use 0..{dla_cores - 1}")
-            )
-        if precision == "fp32":
-            raise EngineBuildError(
-                "DLA runs FP16 and INT8 only; build an FP16 or INT8 engine for --dla-core "
-                "(e.g. --precision fp16), or omit --dla-core to run FP32 on the GPU"
-            )
-        if typing == "weak" and precision == "int8" and "FP16" not in builder_flags and caps.fp16_flag:
-            builder_flags.append("FP16")  # DLA runs no FP32: layers without INT8 run FP16
-        builder_flags.append("GPU_FALLBACK")
-        notes.append("layers the DLA cannot run fall back to the GPU; the build summary counts them")
+        if typing == "weak" and precision == "int8" and "FP16" not in flags and caps.fp16_flag:
+            flags.append("FP16")  # DLA runs no FP32: layers without INT8 run FP16
+        flags.append("GPU_FALLBACK")
+    return tuple(flags)
 
+
+def choose_calibrator(
+    int8_mode: str, config: BuildConfig, caps: Capabilities, calibration_source: str, onnx_name: str,
+) -> Tuple[str, Optional[Path], Tuple[str, ...]]:
+    """(TensorRT calibrator class or "", its cache file, notes) for implicit INT8."""
+    if int8_mode != "implicit":
+        unused = "calibration data is not used: only --int8-mode implicit calibrates (a Q/DQ ONNX carries its scales)"
+        return "", None, ((unused,) if calibration_source else ())
+    cache = config.calibration_cache
+    has_cache = cache is not None and Path(cache).is_file()
+    if not calibration_source and not has_cache:
+        raise EngineBuildError(
+            "--int8-mode implicit needs calibration images (--calib DIR_OR_MANIFEST) or an "
+            "existing --calibration-cache file" + (f"; {cache} does not exist" if cache else "")
+        )
+    notes: List[str] = []
+    if caps.strongly_typed:
+        notes.append(
+            "the legacy calibrator is deprecated since TensorRT 10.1 and gone in 11; the explicit "
+            f"path (`{QUANTIZE_INT8.format(onnx=onnx_name)}`) works on every version"
+        )
+    if has_cache:
+        notes.append(f"calibration scales are read from {cache}; delete it to recalibrate")
+    return CALIBRATOR_CLASSES[config.calibrator], cache, tuple(notes)
+
+
+def check_dla(precision: str, config: BuildConfig, caps: Capabilities, dla_cores: Optional[int]) -> Tuple[str, ...]:
+    """Refuse a DLA build this TensorRT or device cannot do; notes for one it can."""
+    if config.dla_core is None:
+        return ()
+    if not caps.dla:
+        raise unavailable("DLA (DeviceType.DLA with GPU fallback)", caps.version, "omit --dla-core")
+    if dla_cores is not None and config.dla_core >= dla_cores:
+        raise EngineBuildError(
+            f"--dla-core {config.dla_core}: this device has {dla_cores} DLA core(s)"
+            + (" (DLA exists on Jetson Xavier and Orin, not on desktop GPUs); omit --dla-core"
+               if dla_cores == 0 else f"; use 0..{dla_cores - 1}")
+        )
+    if precision == "fp32":
+        raise EngineBuildError(
+            "DLA runs FP16 and INT8 only; build an FP16 or INT8 engine for --dla-core "
+            "(e.g. --precision fp16), or omit --dla-core to run FP32 on the GPU"
+        )
+    return ("layers the DLA cannot run fall back to the GPU; the build summary counts them",)
+
+
+def check_builder_options(config: BuildConfig, caps: Capabilities) -> None:
+    """Refuse a workspace, optimisation level or timing cache this TensorRT cannot take."""
     if config.workspace_bytes is not None and not caps.memory_pool_limit:
-        raise unavailable("IBuilderConfig.set_memory_pool_limit", version, "omit --workspace")
+        raise unavailable("IBuilderConfig.set_memory_pool_limit", caps.version, "omit --workspace")
     if config.optimization_level is not None and not caps.optimization_level:
         raise unavailable(
-            "The builder optimisation level (IBuilderConfig.builder_optimization_level)", version,
+            "The builder optimisation level (IBuilderConfig.builder_optimization_level)", caps.version,
             "omit --opt-level (it was added in TensorRT 8.6)",
         )
     if config.timing_cache is not None and not caps.timing_cache:
-        raise unavailable("A timing cache", version, "omit --timing-cache")
+        raise unavailable("A timing cache", caps.version, "omit --timing-cache")
 
-    profiles = plan_profiles(facts, config.shapes, meta)
+
+def precision_notes(
+    precision: str, flags: Tuple[str, ...], facts: OnnxFacts, caps: Capabilities, platform_fast_fp16: Optional[bool],
+) -> Tuple[str, ...]:
+    """What the user should know about how FP16 is reached on this TensorRT and GPU."""
+    notes: List[str] = []
+    if precision == "fp16" and "FP16" in flags and facts.precision == "fp32" and caps.strongly_typed:
+        notes.append(
+            "FP16 comes from the builder flag on the FP32 ONNX (weak typing, removed in TensorRT 11); the "
+            f"strongly typed path builds an FP16 ONNX made with `{QUANTIZE_FP16.format(onnx=facts.path.name)}`"
+        )
+    if (precision == "fp16" or "FP16" in flags or facts.has_fp16) and platform_fast_fp16 is False:
+        notes.append("this GPU has no fast FP16: TensorRT will keep FP32 kernels where FP16 would be slower")
+    return tuple(notes)
+
+
+def plan_build(
+    facts: OnnxFacts,
+    config: BuildConfig,
+    caps: Capabilities,
+    platform_fast_fp16: Optional[bool] = None,
+    dla_cores: Optional[int] = None,
+    calibration_source: str = "",
+) -> BuildPlan:
+    """The build's decisions, or :class:`EngineBuildError` saying what to do instead.
+
+    ``calibration_source`` names the calibration batches the build will be given ("" for
+    none); ``platform_fast_fp16`` and ``dla_cores`` are what the builder reports (None in a
+    dry run).
+    """
+    precision = choose_precision(facts, config)
+    int8_mode = choose_int8_mode(precision, facts, config, caps)
+    typing = choose_typing(precision, int8_mode, facts, config, caps)
+    flags = builder_flags(precision, typing, facts, config, caps)
+    calibrator, calibration_cache, calibration_notes = choose_calibrator(
+        int8_mode, config, caps, calibration_source, facts.path.name)
+    dla_notes = check_dla(precision, config, caps, dla_cores)
+    check_builder_options(config, caps)
     return BuildPlan(
-        trt_version=version,
+        trt_version=caps.version,
         precision=precision,
         typing=typing,
         int8_mode=int8_mode,
-        network_flags=tuple(network_flags),
-        builder_flags=tuple(builder_flags),
+        network_flags=network_flags(typing, caps),
+        builder_flags=flags,
         calibrator=calibrator,
-        calibration=calibration,
+        calibration=calibration_source if calibrator else "",
         calibration_cache=calibration_cache,
-        profiles=profiles,
+        profiles=plan_profiles(facts, config.shapes),
         needs_profile=any(t.dynamic for t in facts.inputs),
         workspace_bytes=config.workspace_bytes,
         optimization_level=config.optimization_level,
         timing_cache=config.timing_cache,
         dla_core=config.dla_core,
-        notes=tuple(notes),
+        notes=calibration_notes + precision_notes(precision, flags, facts, caps, platform_fast_fp16) + dla_notes,
     )

@@ -38,19 +38,6 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype:
     return np.dtype(name)
 
 
-def check_engine_for_machine(path, trt_version: str, gpu_name: str, capability) -> Tuple[ModelMeta, Any]:
-    """Read ``<engine>.json`` and refuse an engine built for another TensorRT or GPU.
-
-    Returns (meta, EngineRecord). Split from :meth:`TrtBackend.from_file` so the checks can
-    be run, and tested, against any machine's facts.
-    """
-    from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
-
-    meta, record = read_engine_sidecar(path)
-    check_engine_compatible(record, trt_version, gpu_name, capability, engine_path=path)
-    return meta, record
-
-
 class _Tensor:
     """One I/O tensor: name, dtype, and its device buffer sized for the largest shape."""
 
@@ -72,24 +59,24 @@ class TrtBackend(Backend):
 
     @classmethod
     def from_file(cls, path, device: int = 0, cuda_graph: bool = False) -> "TrtBackend":
-        """Deserialise ``path`` after checking its sidecar against this TensorRT and GPU."""
+        """Deserialise ``path`` once its sidecar says it was built for this TensorRT and GPU
+        and the engine is the one the sidecar describes.
+
+        The engine is read once: its bytes are hashed against the sidecar's ``engine_sha256``
+        (a replaced engine is refused with the command that rebuilds it) and deserialised.
+        """
+        from fcn_edge.artifacts import check_engine_compatible, check_engine_file, read_engine_sidecar
         from fcn_edge.runtime.cuda_buffers import CudaContext
 
         path = Path(path)
-        from fcn_edge.artifacts import sidecar_path
-
-        if not sidecar_path(path).is_file():
-            raise MetaError(
-                f"{path}: its sidecar {sidecar_path(path).name} is missing; it holds the model's "
-                "classes and preprocessing and the TensorRT/GPU the engine was built for. "
-                "Rebuild with `fcn-edge build-engine MODEL.onnx -o "
-                f"{path.name}`, which writes both"
-            )
+        meta, record = read_engine_sidecar(path)
+        engine_bytes = path.read_bytes()
+        check_engine_file(path, record, engine_bytes)
         trt = require("tensorrt", "running TensorRT engines")
         context = CudaContext(device)
         try:
-            meta, _ = check_engine_for_machine(path, trt.__version__, context.name, context.compute_capability)
-            return cls(path.read_bytes(), meta, context, trt=trt, cuda_graph=cuda_graph, source=str(path))
+            check_engine_compatible(record, trt.__version__, context.name, context.compute_capability, engine_path=path)
+            return cls(engine_bytes, meta, context, trt=trt, cuda_graph=cuda_graph, source=str(path))
         except BaseException:
             context.close()
             raise
