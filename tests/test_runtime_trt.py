@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fcn_edge.errors import EngineMismatchError, MetaError, RuntimeInputError
-from runtime_fixtures import make_onnx, sample_frame
+from tiny_models import make_tiny_onnx, sample_frame
 
 
 def _cuda_available() -> bool:
@@ -330,7 +330,7 @@ def test_real_engine_matches_onnxruntime(tmp_path, variant, cuda_graph):
     from fcn_edge.engine.config import BuildConfig
     from fcn_edge.runtime import load_segmenter
 
-    onnx_path = make_onnx(tmp_path, variant)
+    onnx_path = make_tiny_onnx(tmp_path, fused=variant == "fused", output_kind="mask" if variant == "fused" else "logits")
     engine = tmp_path / f"{variant}.engine"
     write_engine(engine, run_build(onnx_path, BuildConfig()))
     frame = sample_frame(120, 160)

@@ -6,7 +6,10 @@ Importing this package needs numpy and OpenCV only; each backend imports its eng
 
 from fcn_edge.runtime.decode import DecodeConfig, Decoder
 from fcn_edge.runtime.preprocess import Placement, Preprocessor, check_frame
-from fcn_edge.runtime.render import RenderConfig, Renderer, class_shares, colorize, palette_lut, render
+from fcn_edge.runtime.legend import Legend
+from fcn_edge.runtime.render import (
+    DEFAULT_ALPHA, RenderConfig, Renderer, class_index, class_shares, colorize, palette_lut, render,
+)
 from fcn_edge.runtime.result import InferTimings, SegmentationResult, StageTimings
 from fcn_edge.runtime.segmenter import Segmenter, load_segmenter
 
