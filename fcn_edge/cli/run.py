@@ -14,7 +14,7 @@ import sys
 
 from fcn_edge.cli.args import (
     add_backend_options, add_input_size, add_json, add_model_option, add_out, add_visual_options, camera_size_wh,
-    model_or_default, non_negative_float, positive_float, positive_int, write_json_report,
+    load_options, model_or_default, non_negative_float, positive_float, positive_int, write_json_report,
 )
 
 
@@ -69,14 +69,12 @@ def run(args) -> int:
         return 0
 
     from fcn_edge.runtime import RenderConfig
-    from fcn_edge.runtime.segmenter import LoadOptions
     from fcn_edge.video import PipelineConfig, ReconnectPolicy, SinkOptions, SourceOptions
     from fcn_edge.video.job import VideoJob, VideoRunConfig
 
     config = VideoRunConfig(
         model=model_or_default(args.model),
-        load=LoadOptions(args.backend, tuple(args.providers) if args.providers else None, args.device,
-                         args.threads, args.cuda_graph, args.input_size),
+        load=load_options(args),
         filter_mode=args.filter_mode,
         pipeline=PipelineConfig(
             render=RenderConfig(args.visualize, args.alpha, args.ignore_class, args.legend),

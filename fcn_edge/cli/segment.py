@@ -15,7 +15,7 @@ import sys
 
 from fcn_edge.cli.args import (
     add_backend_options, add_batch, add_input_size, add_json, add_model_option, add_out, add_visual_options,
-    model_or_default, non_negative_int, write_json_report,
+    load_options, model_or_default, non_negative_int, write_json_report,
 )
 
 
@@ -41,13 +41,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from fcn_edge.runtime import RenderConfig
-    from fcn_edge.runtime.segmenter import LoadOptions
     from fcn_edge.video.images import SegmentImagesConfig, segment_images
 
     config = SegmentImagesConfig(
         model=model_or_default(args.model),
-        load=LoadOptions(args.backend, tuple(args.providers) if args.providers else None, args.device,
-                         args.threads, args.cuda_graph, args.input_size),
+        load=load_options(args),
         filter_mode=args.filter_mode,
         render=RenderConfig(args.visualize, args.alpha, args.ignore_class, args.legend),
         save_mask=args.save_mask,

@@ -43,11 +43,6 @@ class StageTimings:
         return self.h2d_ms + self.compute_ms + self.d2h_ms
 
     @property
-    def host_ms(self) -> float:
-        """Work the runtime adds around inference: preprocessing and decoding."""
-        return self.preprocess_ms + self.decode_ms
-
-    @property
     def total_ms(self) -> float:
         return self.preprocess_ms + self.infer_ms + self.decode_ms
 

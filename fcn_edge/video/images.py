@@ -16,8 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from fcn_edge.errors import DataError, UsageError
 from fcn_edge.paths import PathLike
-from fcn_edge.runtime import DecodeConfig, RenderConfig, Renderer, Segmenter, StageTimings
-from fcn_edge.runtime.segmenter import LoadOptions
+from fcn_edge.runtime import DecodeConfig, LoadOptions, RenderConfig, Renderer, Segmenter, StageTimings
 from fcn_edge.video.sources import list_images
 from fcn_edge.video.uri import IMAGE_EXTENSIONS
 

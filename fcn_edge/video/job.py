@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from fcn_edge.errors import UsageError, VideoError
-from fcn_edge.runtime import DecodeConfig, Segmenter
-from fcn_edge.runtime.segmenter import LoadOptions
+from fcn_edge.runtime import DecodeConfig, LoadOptions, Segmenter
 from fcn_edge.video.capabilities import display_available
 from fcn_edge.video.pipeline import PipelineConfig, VideoPipeline
 from fcn_edge.video.reconnect import ReconnectPolicy

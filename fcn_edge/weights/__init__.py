@@ -62,8 +62,3 @@ def default_calibration() -> Path:
             f"-n 64 --out {path}"
         )
     return path
-
-
-def default_record() -> Path:
-    """The JSON beside the checkpoint: how it was trained and what it scores."""
-    return weights_dir() / DEFAULT_NAME.replace(".pt", ".json")
