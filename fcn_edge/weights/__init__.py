@@ -18,8 +18,9 @@ calibration set (``--calib default``; the format is described in calibration/REA
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Type
 
-from fcn_edge.errors import CheckpointError, DataError
+from fcn_edge.errors import CheckpointError, DataError, FcnEdgeError
 
 DEFAULT_NAME = "fcn8s_mobilenetv3_synthetic.pt"
 DEFAULT_ONNX_NAME = "fcn8s_mobilenetv3_synthetic.onnx"
@@ -30,35 +31,27 @@ def weights_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
+def _shipped(name: str, what: str, remedy: str, error: Type[FcnEdgeError], folder: bool = False) -> Path:
+    path = weights_dir() / name
+    if not (path.is_dir() if folder else path.is_file()):
+        raise error(f"{path}: {what} is missing from this installation; reinstall fcn-edge, or {remedy}")
+    return path
+
+
 def default_checkpoint() -> Path:
     """Path of the shipped default checkpoint (an fcn-edge .pt with ModelMeta)."""
-    path = weights_dir() / DEFAULT_NAME
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: the default model is missing from this installation; reinstall fcn-edge, "
-            "or train one: python tools/train.py --save-to " + str(path)
-        )
-    return path
+    return _shipped(DEFAULT_NAME, "the default model", f"train one: python tools/train.py --save-to "
+                    f"{weights_dir() / DEFAULT_NAME}", CheckpointError)
 
 
 def default_onnx() -> Path:
     """Path of the shipped default model as a fused ONNX (runs without torch)."""
-    path = weights_dir() / DEFAULT_ONNX_NAME
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: the default model's ONNX is missing from this installation; reinstall "
-            "fcn-edge, or regenerate it from the checkpoint: python tools/make_default_onnx.py"
-        )
-    return path
+    return _shipped(DEFAULT_ONNX_NAME, "the default model's ONNX",
+                    "regenerate it from the checkpoint: python tools/make_default_onnx.py", CheckpointError)
 
 
 def default_calibration() -> Path:
     """Folder of the default model's INT8 calibration images."""
-    path = weights_dir() / CALIBRATION_DIR
-    if not path.is_dir():
-        raise DataError(
-            f"{path}: the default calibration set is missing from this installation; reinstall "
-            "fcn-edge, or make one: python tools/make_calibration_set.py synthetic --split train "
-            f"-n 64 --out {path}"
-        )
-    return path
+    return _shipped(CALIBRATION_DIR, "the default calibration set", "make one: python "
+                    f"tools/make_calibration_set.py synthetic --split train -n 64 --out {weights_dir() / CALIBRATION_DIR}",
+                    DataError, folder=True)
