@@ -13,7 +13,7 @@ from fcn_edge.runtime.decode import DecodeConfig, Decoder
 from fcn_edge.runtime.legend import Legend
 from fcn_edge.runtime.preprocess import Placement, Preprocessor, check_frame
 from fcn_edge.runtime.render import (
-    DEFAULT_ALPHA, RenderConfig, Renderer, class_index, class_shares, colorize, palette_lut, render,
+    DEFAULT_ALPHA, RenderConfig, Renderer, class_index, class_shares, colorize, palette_lut,
 )
 from fcn_edge.runtime.result import InferTimings, SegmentationResult, StageTimings
 from fcn_edge.runtime.segmenter import LoadOptions, Segmenter, load_segmenter
@@ -21,5 +21,5 @@ from fcn_edge.runtime.segmenter import LoadOptions, Segmenter, load_segmenter
 __all__ = [
     "DEFAULT_ALPHA", "DecodeConfig", "Decoder", "InferTimings", "Legend", "LoadOptions", "Placement",
     "Preprocessor", "RenderConfig", "Renderer", "SegmentationResult", "Segmenter", "StageTimings",
-    "check_frame", "class_index", "class_shares", "colorize", "load_segmenter", "palette_lut", "render",
+    "check_frame", "class_index", "class_shares", "colorize", "load_segmenter", "palette_lut",
 ]

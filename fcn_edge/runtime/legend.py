@@ -11,7 +11,7 @@ corner to the statistics overlay.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -53,7 +53,6 @@ class Legend:
         self.sticky = sticky
         self.corners = STREAM_CORNERS if sticky else CORNERS
         self.corner: Optional[str] = None  # where the last panel went
-        self._text_sizes: Dict[float, List[Tuple[int, int]]] = {}
 
     # -- what to list ----------------------------------------------------------------------
     def classes(self, mask: np.ndarray) -> List[int]:
@@ -75,16 +74,14 @@ class Legend:
             swatch = text_h + baseline
             pad = max(3, row_height // 4)
             margin = pad
-            usable = height - 2 * margin - 2 * pad
-            fit = max(0, usable // row_height)
-            rows = list(classes)
-            more = 0
-            if len(rows) > fit:
-                keep = max(0, fit - 1)
-                more = len(rows) - keep
-                rows = rows[:keep] + [-1]
+            fit = (height - 2 * margin - 2 * pad) // row_height  # rows that fit the picture's height
             if fit < 1:
                 return None
+            rows = list(classes)
+            more = 0
+            if len(rows) > fit:  # the last row that fits says how many are left out
+                more = len(rows) - (fit - 1)
+                rows = rows[: fit - 1] + [-1]
             labels = [self._label(c, more) for c in rows]
             text_w = max(cv2.getTextSize(label, _FONT, scale, thickness)[0][0] for label in labels)
             panel_w = pad + swatch + pad + text_w + pad

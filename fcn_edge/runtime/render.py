@@ -114,10 +114,12 @@ class RenderConfig:
 
 
 class Renderer:
-    """Draws masks for one model's palette and class names.
+    """Draws masks for one model's palette and class names (the legend's labels; default
+    "class 0", "class 1", ...).
 
     Keep one per video stream and call it every frame: with ``stream=True`` the legend
-    keeps its corner from frame to frame unless another one hides clearly less.
+    keeps its corner from frame to frame unless another one hides clearly less, and never
+    takes the top-left corner, where the video's statistics overlay goes.
     """
 
     def __init__(self, palette: Sequence[Tuple[int, int, int]], config: RenderConfig = RenderConfig(),
@@ -162,10 +164,3 @@ class Renderer:
             self.legend.draw(target, mask)
         return picture
 
-
-def render(frame: np.ndarray, mask: np.ndarray, palette, mode: str = "overlay", alpha: float = DEFAULT_ALPHA,
-           ignore_class: ClassRef = None, class_names: Optional[Sequence[str]] = None,
-           legend: bool = False) -> np.ndarray:
-    """One-off picture of ``mask`` over ``frame``; use :class:`Renderer` for streams."""
-    config = RenderConfig(mode, alpha, ignore_class, legend)
-    return Renderer(palette, config, class_names)(frame, mask)
