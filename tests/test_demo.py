@@ -43,7 +43,7 @@ def test_accuracy_table_covers_every_variant(demo_run):
     reports = json.loads((demo_run / "accuracy.json").read_text())["reports"]
     assert [r["precision"] for r in reports] == ["fp32", "fp16", "int8"]
     for row in reports:
-        assert 0.5 < row["mean_iu"] <= 1 and 0.5 < row["pixel_accuracy"] <= 1
+        assert row["mean_iu"] > 0.5 and row["pixel_accuracy"] > 0.5  # a trained model, far above chance
     assert reports[0]["agreement"] == 1.0 and reports[1]["agreement"] > 0.99
     assert "mean IU" in (demo_run / "accuracy.txt").read_text()
 
