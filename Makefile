@@ -1,11 +1,13 @@
 # Two entry points, both from a fresh clone: `make demo` (the whole chain on the built-in
 # default model, CPU only) and `make test`. Both create .venv on first use.
+# `make default-onnx` regenerates the shipped default ONNX from the shipped checkpoint
+# (after retraining it or changing the exporter).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean-venv
+.PHONY: demo test default-onnx clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+default-onnx: $(STAMP)
+	$(BIN)/python tools/make_default_onnx.py
 
 clean-venv:
 	rm -rf $(VENV)

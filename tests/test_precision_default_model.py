@@ -2,13 +2,13 @@
 synthetic val split: INT8 mean IU within 0.3 points of FP32 with >= 99.5% pixel agreement,
 FP16 within 0.05 points with >= 99.99%. Slow: exports, calibrates and evaluates."""
 
-from pathlib import Path
-
 import pytest
+
+from fcn_edge.precision.calibration import resolve_calibration_source
 
 pytestmark = pytest.mark.slow
 
-CALIBRATION = Path(__file__).resolve().parent.parent / "calibration" / "default"
+CALIBRATION = resolve_calibration_source("default")
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,27 @@ import numpy as np
 import pytest
 
 from fcn_edge.artifacts import meta_for_classes
-from fcn_edge.errors import FcnEdgeError, MetaError, RuntimeInputError
+from fcn_edge.errors import FcnEdgeError, MetaError, RuntimeInputError, UsageError
 from fcn_edge.runtime import (
     DecodeConfig, Decoder, Placement, RenderConfig, Renderer, class_shares, load_segmenter, palette_lut,
 )
 from fcn_edge.runtime.preprocess import Preprocessor, placement_for
-from runtime_fixtures import NUM_CLASSES, make_onnx, sample_frame, tiny_net
+from tiny_models import CLASSES, NUM_CLASSES, make_tiny_onnx, sample_frame, tiny_torch_model
 
 pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
+    """The tiny FCN-8s as `fcn-edge export` writes it: unfused (float NCHW in, logits out) and
+    fused (uint8 NHWC BGR in, argmax mask out), each with stretch and letterbox resizing."""
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
     d = tmp_path_factory.mktemp("runtime-models")
     return {
-        "unfused": make_onnx(d, "unfused"),
-        "fused": make_onnx(d, "fused"),
-        "unfused-letterbox": make_onnx(d, "unfused", resize_mode="letterbox"),
-        "fused-letterbox": make_onnx(d, "fused", resize_mode="letterbox"),
+        f"{name}{suffix}": make_tiny_onnx(d, fused=fused, output_kind="mask" if fused else "logits", resize_mode=mode)
+        for name, fused in (("unfused", False), ("fused", True))
+        for suffix, mode in (("", "stretch"), ("-letterbox", "letterbox"))
     }
 
 
@@ -63,7 +64,6 @@ def test_decode_confidence_is_softmax_of_winner():
         scores, placement_for((4, 6), (4, 6), "stretch"))
     e = np.exp(scores - scores.max(0))
     np.testing.assert_allclose(conf, (e / e.sum(0)).max(0), rtol=1e-5)
-    assert conf.min() >= 1 / 3 - 1e-6 and conf.max() <= 1.0
 
 
 def test_decode_undoes_letterbox():
@@ -103,22 +103,128 @@ def test_decode_fused_mask_and_linear_refused():
 
 
 # -- rendering --------------------------------------------------------------------------------
+PALETTE = ((255, 0, 0), (0, 255, 0), (0, 0, 255))  # RGB
+NAMES = ("background", "grass", "water")
+
+
 def test_palette_overlay_modes_and_ignore_class():
-    palette = ((255, 0, 0), (0, 255, 0), (0, 0, 255))  # RGB
-    lut = palette_lut(palette)
+    lut = palette_lut(PALETTE)
     assert tuple(lut[0]) == (0, 0, 255)  # BGR
     frame = np.full((2, 3, 3), 100, np.uint8)
     mask = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
-    over = Renderer(palette, RenderConfig("overlay", alpha=0.5, ignore_class=0))(frame, mask)
+    over = Renderer(PALETTE, RenderConfig("overlay", alpha=127.5, ignore_class=0))(frame, mask)
     assert (over[0, 0] == 100).all()  # ignored class keeps the frame
-    np.testing.assert_allclose(over[0, 1], [50, 178, 50], atol=1)  # 0.5*green + 0.5*grey
-    only = Renderer(palette, RenderConfig("mask"))(frame, mask)
-    assert tuple(only[1, 0]) == (255, 0, 0)  # class 2 is RGB blue -> BGR (255, 0, 0)
-    both = Renderer(palette, RenderConfig("both"))(frame, mask)
+    np.testing.assert_allclose(over[0, 1], [50, 178, 50], atol=1)  # alpha 127.5 of 255: half green, half grey
+    only = Renderer(PALETTE, RenderConfig("mask", ignore_class=0))(frame, mask)
+    assert tuple(only[1, 0]) == (255, 0, 0) and tuple(only[0, 0]) == (0, 0, 0)  # class 2 blue; ignored black
+    both = Renderer(PALETTE, RenderConfig("both"))(frame, mask)
     assert both.shape == (2, 6, 3)
     np.testing.assert_allclose(class_shares(mask, 3, ignore_class=0), [0, 0.5, 0.5])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="'sideways' is not one of overlay, mask, both"):
         RenderConfig("sideways")
+
+
+@pytest.mark.parametrize("alpha, expected", [(0, 100), (255, 255), (150, round(100 + 150 / 255 * 155))])
+def test_alpha_is_0_to_255_like_segnet(alpha, expected):
+    frame = np.full((2, 2, 3), 100, np.uint8)
+    mask = np.ones((2, 2), np.uint8)
+    picture = Renderer(PALETTE, RenderConfig(alpha=alpha))(frame, mask)
+    assert abs(int(picture[0, 0, 1]) - expected) <= 1  # green channel of class 1
+    with pytest.raises(UsageError, match="alpha 300 is outside 0"):
+        RenderConfig(alpha=300)
+
+
+def test_ignore_class_by_name_or_index_is_the_same():
+    frame = np.full((4, 4, 3), 90, np.uint8)
+    mask = np.arange(16, dtype=np.uint8).reshape(4, 4) % 3
+    by = {ref: Renderer(PALETTE, RenderConfig(ignore_class=ref), NAMES)(frame, mask) for ref in ("grass", "GRASS", 1, "1")}
+    for picture in by.values():
+        np.testing.assert_array_equal(picture, by[1])
+    assert (by[1][mask == 1] == 90).all() and not (by[1][mask == 2] == 90).all()
+    with pytest.raises(UsageError, match="'sand' is not a class of this model: background, grass, water"):
+        Renderer(PALETTE, RenderConfig(ignore_class="sand"), NAMES)
+    with pytest.raises(UsageError, match="ignore_class 3 is outside the model's class indices 0..2"):
+        Renderer(PALETTE, RenderConfig(ignore_class=3), NAMES)
+
+
+def _legend_scene(height=240, width=320):
+    """Black frame, alpha 255 (the picture is the colour mask): class 0 everywhere, class 2 in
+    a busy checkerboard in the top-right corner, class 1 absent."""
+    frame = np.zeros((height, width, 3), np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    mask[:100, 160:] = 2 * (np.indices((100, 160)).sum(axis=0) // 8 % 2)
+    return frame, mask
+
+
+def _colour_pixels(picture, rgb) -> int:
+    return int(np.all(picture == np.array(rgb[::-1], np.uint8), axis=-1).sum())
+
+
+def test_legend_lists_the_classes_present_where_it_hides_least():
+    frame, mask = _legend_scene()
+    config = RenderConfig(alpha=255, legend=True)
+    plain = Renderer(PALETTE, RenderConfig(alpha=255), NAMES)(frame, mask)
+    renderer = Renderer(PALETTE, config, NAMES)
+    picture = renderer(frame, mask)
+    changed = np.any(picture != plain, axis=-1)
+    rows, cols = np.nonzero(changed)
+    # the busy top-right corner stays visible: the panel went to the next corner, bottom-right
+    assert renderer.legend.corner == "bottom-right"
+    assert rows.min() > 120 and cols.min() > 160
+    panel = picture[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    assert _colour_pixels(panel, PALETTE[0]) >= 25 and _colour_pixels(panel, PALETTE[2]) >= 25  # swatches
+    assert _colour_pixels(picture, PALETTE[1]) == 0  # the absent class is not listed
+    text = np.all(panel > 200, axis=-1).sum()
+    assert text > 50  # white class names on the darkened panel
+    everything = Renderer(PALETTE, RenderConfig(alpha=255, legend=True, legend_classes="all"), NAMES)(frame, mask)
+    assert _colour_pixels(everything, PALETTE[1]) >= 25
+
+
+def test_legend_leaves_out_the_ignored_class_and_goes_on_the_mask_side_by_side():
+    frame, mask = _legend_scene()
+    renderer = Renderer(PALETTE, RenderConfig("both", alpha=255, ignore_class="background", legend=True), NAMES)
+    picture = renderer(frame, mask)
+    plain = Renderer(PALETTE, RenderConfig("both", alpha=255, ignore_class="background"), NAMES)(frame, mask)
+    changed = np.any(picture != plain, axis=-1)
+    assert not changed[:, :320].any() and changed[:, 320:].any()  # the overlay half is untouched
+    assert _colour_pixels(picture[:, 320:][changed[:, 320:]][None], PALETTE[0]) == 0  # no background swatch
+
+
+def test_stream_legend_keeps_its_corner_and_leaves_top_left_to_the_hud():
+    frame, mask = _legend_scene()
+    renderer = Renderer(PALETTE, RenderConfig(legend=True), NAMES, stream=True)
+    renderer(frame, mask)
+    assert renderer.legend.corner == "bottom-right"
+    speck = mask.copy()
+    speck[-12:-10, -40:-30] = 1  # a little structure under the panel: not worth a jump
+    renderer(frame, speck)
+    assert renderer.legend.corner == "bottom-right"
+    busy = mask.copy()
+    busy[120:, :] = 2 * (np.indices((120, 320)).sum(axis=0) // 8 % 2)  # the whole bottom gets busy
+    busy[:100, 160:] = 0
+    renderer(frame, busy)
+    assert renderer.legend.corner == "top-right"
+    busy[:100, 160:] = 2 * (np.indices((100, 160)).sum(axis=0) // 8 % 2)
+    renderer(frame, busy)
+    assert renderer.legend.corner != "top-left"  # even where top-left hides least
+
+
+def test_legend_fits_small_pictures():
+    frame = np.zeros((40, 60, 3), np.uint8)
+    mask = (np.arange(60)[None, :] // 20 % 3).astype(np.uint8).repeat(40, axis=0)
+    picture = Renderer(PALETTE, RenderConfig(legend=True), NAMES)(frame, mask)
+    assert picture.shape == (40, 60, 3)
+
+
+def test_result_overlay_is_the_renderer_with_the_models_names(models):
+    frame = sample_frame(120, 160)
+    with load_segmenter(models["fused"]) as seg:
+        result = seg.segment(frame)
+        meta = seg.meta
+    config = RenderConfig("overlay", 200, "road", legend=True)
+    expected = Renderer(meta.palette, config, meta.class_names)(frame, result.mask)
+    np.testing.assert_array_equal(result.overlay(frame, alpha=200, ignore_class="road", legend=True), expected)
+    assert result.class_shares("road")["road"] == 0.0 and result.class_shares(1) == result.class_shares("road")
 
 
 # -- the Segmenter on ONNX Runtime ---------------------------------------------------------
@@ -148,7 +254,7 @@ def test_onnxruntime_matches_pytorch(models):
 
     frame = sample_frame(120, 160, seed=5)
     meta = read_onnx_meta(models["unfused"])
-    with Segmenter(TorchBackend(tiny_net(), meta, use_cuda=False)) as ref, load_segmenter(models["fused"]) as fused:
+    with Segmenter(TorchBackend(tiny_torch_model(), meta, use_cuda=False)) as ref, load_segmenter(models["fused"]) as fused:
         r_ref, r_fused = ref.segment(frame), fused.segment(frame)
     with load_segmenter(models["unfused"]) as ort:
         r_ort = ort.segment(frame)
@@ -169,7 +275,7 @@ def test_torch_on_cuda_matches_onnxruntime(models):
 
     frames = [sample_frame(120, 160, seed=s) for s in range(3)]
     meta = read_onnx_meta(models["unfused"])
-    with Segmenter(TorchBackend(tiny_net(), meta, use_cuda=True)) as gpu, load_segmenter(models["fused"]) as ort:
+    with Segmenter(TorchBackend(tiny_torch_model(), meta, use_cuda=True)) as gpu, load_segmenter(models["fused"]) as ort:
         for frame in frames:
             r_gpu, r_ort = gpu.segment(frame), ort.segment(frame)
             assert (r_gpu.mask == r_ort.mask).mean() > 0.999
@@ -197,10 +303,12 @@ def test_segment_result_timings_confidence_and_shares(models):
     t = r.timings
     assert t.preprocess_ms > 0 and t.compute_ms > 0 and t.decode_ms > 0
     assert t.total_ms == pytest.approx(t.preprocess_ms + t.h2d_ms + t.compute_ms + t.d2h_ms + t.decode_ms)
-    assert r.confidence.shape == (120, 160) and 0.2 <= r.confidence.min() <= r.confidence.max() <= 1.0
+    assert r.confidence.shape == (120, 160) and r.confidence.dtype == np.float32
     shares = r.class_shares()
-    assert list(shares) == [f"class{i}" for i in range(NUM_CLASSES)]
+    assert list(shares) == list(CLASSES)
     assert sum(shares.values()) == pytest.approx(1.0)
+    counts = np.bincount(r.mask.ravel(), minlength=NUM_CLASSES) / r.mask.size
+    assert list(shares.values()) == pytest.approx(list(counts))
 
 
 def test_segment_batch_matches_single_frames(models):
@@ -219,6 +327,36 @@ def test_dynamic_model_runs_at_another_input_size(models):
     assert r.mask.shape == (120, 160)
     with pytest.raises(MetaError, match="outside the model's range"):
         load_segmenter(models["unfused"], input_size=(512, 512))
+
+
+def test_set_decode_switches_to_confidence_where_the_model_has_scores(models):
+    frame = sample_frame(120, 160)
+    with load_segmenter(models["unfused"]) as seg:
+        assert seg.segment(frame).confidence is None
+        seg.set_decode(DecodeConfig(confidence=True))
+        assert seg.segment(frame).confidence.shape == (120, 160)
+    with load_segmenter(models["fused"]) as seg, pytest.raises(MetaError, match="no scores to give confidence"):
+        seg.set_decode(DecodeConfig(confidence=True))
+
+
+def test_training_validates_through_the_runtimes_segmenter(tmp_path):
+    """One evaluation path: training's validate() on the in-memory model scores exactly what
+    evaluating its checkpoint through load_segmenter (the PyTorch backend) scores."""
+    pytest.importorskip("torch")
+    from fcn_edge.data.formats import open_dataset
+    from fcn_edge.evaluate.runner import evaluate_dataset
+    from fcn_edge.training.loop import validate
+    from tiny_models import make_dataset, make_tiny_checkpoint, tiny_meta
+
+    dataset = open_dataset(make_dataset(tmp_path / "data", 4))
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny.pt")
+    model = tiny_torch_model().train()
+    during_training = validate(model, tiny_meta(), dataset, "cpu", None)
+    assert model.training  # validate() puts the model back as it found it
+    with load_segmenter(checkpoint, "torch") as seg:
+        evaluated = evaluate_dataset(seg, dataset, progress=False)
+    assert during_training.metrics.to_dict() == evaluated.metrics.to_dict()
+    assert during_training.images == evaluated.images == 4
 
 
 def test_preprocessor_reuses_buffers_and_normalises():

@@ -1,4 +1,4 @@
-"""`fcn-edge run` end to end: outputs that play, clear errors, and Ctrl-C / SIGTERM."""
+"""`fcn-edge run` and its library call `run_video`: outputs that play, clear errors, Ctrl-C / SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ import subprocess
 import sys
 import time
 
+import cv2
+import numpy as np
 import pytest
 
 from fcn_edge.cli.main import main
-
-from video_fixtures import make_tiny_onnx, read_all, write_clip
+from fcn_edge.errors import UsageError, VideoError
+from fcn_edge.runtime import RenderConfig
+from fcn_edge.video import PipelineConfig, VideoJob, VideoRunConfig, run_video
+from tiny_models import make_tiny_onnx
+from video_fixtures import read_all, write_clip
 
 FCN_EDGE = [sys.executable, "-m", "fcn_edge"]
 
@@ -21,7 +26,8 @@ FCN_EDGE = [sys.executable, "-m", "fcn_edge"]
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    return {"clip": write_clip(d / "clip.avi", 20), "onnx": make_tiny_onnx(d), "fused": make_tiny_onnx(d, fused=True)}
+    return {"clip": write_clip(d / "clip.avi", 20), "onnx": make_tiny_onnx(d),
+            "fused": make_tiny_onnx(d, fused=True, output_kind="mask")}
 
 
 def test_run_writes_every_frame(assets, tmp_path, capsys):
@@ -56,7 +62,10 @@ def test_headless_without_output_discards(assets, capsys):
     (["{missing}"], "no such file or directory"),
     (["{broken}"], "broken.mp4: "),
     (["{clip}", "-o", "out.wav"], "cannot tell what to write from the extension '.wav'"),
-    (["{clip}", "-o", "null", "--ignore-class", "sky"], "'sky' is not a class of this model"),
+    (["{clip}", "-o", "null", "--ignore-class", "tree"], "'tree' is not a class of this model"),
+    (["{clip}", "-o", "a.mp4", "-o", "b.mp4"], "one output per input: 2 given"),
+    (["{clip}", "{clip}"], "one input per run for now, 2 given"),
+    ([], "no input: give a file"),
     (["{clip}", "-o", "null", "--filter-mode", "linear", "--model", "{fused}"], "filter_mode='linear' has no scores"),
 ])
 def test_clear_errors(assets, tmp_path, capsys, argv, message):
@@ -71,6 +80,46 @@ def test_clear_errors(assets, tmp_path, capsys, argv, message):
     assert rc == 2 and message in err, err
     if "broken" in message:
         assert "not a video" in err
+
+
+def test_run_legend_on_the_video(assets, tmp_path):
+    """--legend draws the class panel on every frame, never in the statistics' top-left corner."""
+    pictures = {}
+    for flag in ("--legend", "--no-legend"):
+        out = tmp_path / flag.strip("-")
+        assert main(["run", str(assets["clip"]), "-o", f"{out}/%03d.png", "--model", str(assets["fused"]),
+                     "--headless", "--max-frames", "3", "--no-stats", flag]) == 0
+        pictures[flag] = [cv2.imread(str(p)) for p in sorted(out.iterdir())]
+    for with_legend, without in zip(pictures["--legend"], pictures["--no-legend"]):
+        changed = np.any(with_legend != without, axis=-1)
+        assert changed.any() and not changed[:8, :8].any()
+
+
+def test_run_video_library_call(assets, tmp_path):
+    out = tmp_path / "lib.avi"
+    config = VideoRunConfig(model=assets["fused"], headless=True,
+                            pipeline=PipelineConfig(render=RenderConfig("mask"), max_frames=6))
+    summary = run_video([str(assets["clip"])], [str(out)], config)
+    assert (summary.frames_in, summary.frames_out, summary.stopped_by) == (6, 6, "max frames (6)")
+    assert summary.output == str(out) and len(read_all(out)) == 6 and summary.error is None
+
+
+@pytest.mark.parametrize("model, confidence", [("onnx", True), ("fused", False)])
+def test_smoothing_asks_the_meta_whether_the_model_gives_scores(assets, model, confidence):
+    config = VideoRunConfig(model=assets[model], headless=True, pipeline=PipelineConfig(smoothing_alpha=0.5))
+    with VideoJob([str(assets["clip"])], ["null"], config) as job:
+        assert job.segmenter.decode.config.confidence is confidence
+        assert job.route.endswith("clip.avi (file) -> null (null)")
+        summary = job.run()
+    assert summary.frames_out == 20 and summary.latency_ms["smoothing"].count == 20
+    assert job.segmenter is None  # the job closed the model it loaded
+
+
+def test_video_job_refuses_contradictions_before_opening_anything(assets):
+    with pytest.raises(VideoError, match="headless and the output display:// contradict"):
+        VideoJob([str(assets["clip"])], ["display://0"], VideoRunConfig(headless=True))
+    with pytest.raises(UsageError, match="one input per run"):
+        VideoJob(["a.mp4", "b.mp4"])
 
 
 def test_list_backends(capsys):

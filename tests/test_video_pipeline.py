@@ -17,7 +17,8 @@ from fcn_edge.video import (
 )
 from fcn_edge.video.sinks import ImageFolderSink, NullSink, VideoFileSink
 
-from video_fixtures import FakeSegmenter, ListSource, SlowSink, clip_frame, make_tiny_onnx, read_all, write_clip
+from tiny_models import make_tiny_onnx
+from video_fixtures import FakeSegmenter, ListSource, SlowSink, clip_frame, read_all, write_clip
 
 FRAMES = 24
 
@@ -25,7 +26,8 @@ FRAMES = 24
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     d = tmp_path_factory.mktemp("video")
-    return {"clip": write_clip(d / "clip.avi", FRAMES), "onnx": make_tiny_onnx(d), "fused": make_tiny_onnx(d, fused=True)}
+    return {"clip": write_clip(d / "clip.avi", FRAMES), "onnx": make_tiny_onnx(d),
+            "fused": make_tiny_onnx(d, fused=True, output_kind="mask")}
 
 
 @pytest.fixture()
@@ -76,7 +78,7 @@ def test_file_to_video_every_frame_and_playable(assets, segmenter, tmp_path, suf
     out = tmp_path / f"out{suffix}"
     source = open_source(str(assets["clip"]))
     sink = make_sink(str(out), fps=source.fps)
-    config = PipelineConfig(render=RenderConfig(visualize, 0.5))
+    config = PipelineConfig(render=RenderConfig(visualize, 128))
     summary = VideoPipeline(source, segmenter, sink, config).run()
     assert (summary.frames_in, summary.frames_out, summary.dropped) == (FRAMES, FRAMES, 0)
     assert summary.stopped_by == "end of input" and summary.output == str(out)
@@ -92,10 +94,10 @@ def test_pipelined_output_is_exactly_the_rendered_masks_in_order(assets, segment
     """PNG frames out equal Renderer(segment(frame)) for each input frame, in input order."""
     source = open_source(str(assets["clip"]))
     sink = ImageFolderSink(tmp_path / "seq_%03d.png")
-    render = RenderConfig("overlay", 0.6, ignore_class=0)
+    render = RenderConfig("overlay", 153, ignore_class=0)
     summary = VideoPipeline(source, segmenter, sink, PipelineConfig(render=render, show_stats=False)).run()
     assert summary.frames_out == FRAMES
-    renderer = Renderer(segmenter.meta.palette, render)
+    renderer = Renderer(segmenter.meta.palette, render, segmenter.meta.class_names)
     originals = read_all(assets["clip"])
     for i, frame in enumerate(originals):
         written = cv2.imread(str(tmp_path / f"seq_{i:03d}.png"))

@@ -1,7 +1,8 @@
-"""Helpers for the video tests: a generated clip, a tiny ONNX segmenter, and fake segmenters.
+"""Helpers for the video tests: a generated clip, and fakes of a segmenter, a source and a sink.
 
 The fakes stand in for a model only, to test the pipeline's own control flow (threading,
-drop policy, finalisation) with chosen speeds; the ONNX model runs the real runtime.
+drop policy, finalisation) with chosen speeds; tests of real models take them from
+tests/tiny_models.py and run the real runtime.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import numpy as np
 
 from fcn_edge.artifacts import ModelMeta, meta_for_classes
 
-NUM_CLASSES = 3
-INPUT_SIZE = (32, 40)
+INPUT_SIZE = (32, 40)  # the fake segmenter's nominal network size
 
 
 def write_clip(path: Path, frames: int = 24, size: Tuple[int, int] = (64, 80), fps: float = 24.0, fourcc: str = "MJPG") -> Path:
@@ -39,39 +39,6 @@ def clip_frame(i: int, size: Tuple[int, int] = (64, 80)) -> np.ndarray:
     x = (i * 3) % max(1, w - 16)
     frame[h // 4 : h // 4 + 16, x : x + 16] = (40, 200, 230)
     return frame
-
-
-def make_tiny_onnx(directory: Path, fused: bool = False) -> Path:
-    """A two-conv FCN exported with ModelMeta; logits out (or a uint8 mask when ``fused``)."""
-    import onnx
-    import torch
-    from torch import nn
-
-    from fcn_edge.artifacts import write_onnx_meta
-
-    torch.manual_seed(0)
-
-    class Tiny(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, NUM_CLASSES, 1))
-
-        def forward(self, x):
-            y = self.body(x)
-            y = nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            return y.argmax(1).to(torch.uint8) if fused else y
-
-    meta = meta_for_classes("tiny-video-fcn", ["background", "thing", "other"], input_size=INPUT_SIZE, max_batch=1, dynamic_batch=False)
-    if fused:
-        meta = meta.replace(output_kind="mask", output_dtype="uint8", output_name="mask")
-    path = directory / ("tiny-fused.onnx" if fused else "tiny.onnx")
-    h, w = INPUT_SIZE
-    torch.onnx.export(Tiny().eval(), torch.zeros(1, 3, h, w), str(path), input_names=[meta.input_name],
-                      output_names=[meta.output_name], opset_version=17, dynamo=False)
-    model = onnx.load(str(path))
-    write_onnx_meta(model, meta)
-    onnx.save(model, str(path))
-    return path
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 """Measure the precision variants: fidelity of the default model, speed of FCN-8s VGG16.
 
     # FP32 / FP16 / INT8 (both targets) of the shipped default model on the synthetic val split
-    python tools/bench_precision.py default --calib calibration/default
+    python tools/bench_precision.py default --calib default
     # ORT CPU latency of FCN-8s VGG16 (random weights) at 320x320: FP32 vs both INT8 flavours,
     # with the peak memory and time of calibrating it
-    python tools/bench_precision.py vgg16 --calib calibration/default
+    python tools/bench_precision.py vgg16 --calib default
 
 Quantisation runs in a child process so that its peak resident memory (ru_maxrss) is the
 calibration's own, not this script's. Prints tables; --json FILE keeps the numbers.
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="what", required=True)
     for name in ("default", "vgg16"):
         p = sub.add_parser(name)
-        p.add_argument("--calib", default=str(ROOT / "calibration" / "default"))
+        p.add_argument("--calib", default="default", help="calibration set ('default': the built-in one)")
         p.add_argument("--method", default="entropy", choices=("entropy", "minmax", "percentile"))
         p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / f"fcn-edge-bench-{name}"))
         p.add_argument("--runs", type=int, default=10)
@@ -195,6 +195,9 @@ def main(argv=None) -> int:
     v.add_argument("--batch-size", type=int, default=4)
     v.add_argument("--reuse", action="store_true", help="time variants already in --workdir instead of re-quantising")
     args = parser.parse_args(argv)
+    from fcn_edge.precision.calibration import resolve_calibration_source
+
+    args.calib = str(resolve_calibration_source(args.calib))
     results = bench_default(args) if args.what == "default" else bench_vgg16(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

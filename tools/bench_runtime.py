@@ -50,10 +50,12 @@ def synthetic_frames(size: Tuple[int, int], count: int = 8) -> List[np.ndarray]:
     return frames
 
 
-def time_segmenter(segmenter, frames: List[np.ndarray], runs: int, warmup: int, render_mode: str) -> Dict[str, List[float]]:
+def time_segmenter(segmenter, frames: List[np.ndarray], runs: int, warmup: int, render_mode: str,
+                   legend: bool = False) -> Dict[str, List[float]]:
     from fcn_edge.runtime import RenderConfig, Renderer
 
-    renderer = Renderer(segmenter.meta.palette, RenderConfig(render_mode, 0.5))
+    meta = segmenter.meta
+    renderer = Renderer(meta.palette, RenderConfig(render_mode, legend=legend), meta.class_names, stream=True)
     for i in range(warmup):
         segmenter.segment(frames[i % len(frames)])
     samples: Dict[str, List[float]] = {k: [] for k in STAGES}
@@ -197,6 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--torch", action="store_true", help="also time the checkpoint through the PyTorch backend")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT engines: capture a CUDA graph")
     p.add_argument("--render", choices=("overlay", "mask", "both"), default="overlay")
+    p.add_argument("--legend", action="store_true", help="draw the class legend while rendering (as run --legend)")
     p.add_argument("--cuda-copies", action="store_true", help="also time pinned H2D/D2H copies of each variant's I/O (needs pycuda and a GPU)")
     p.add_argument("--json", type=Path, help="write all numbers here")
     args = p.parse_args(argv)
@@ -231,7 +234,7 @@ def main(argv=None) -> int:
                 kwargs.pop("threads")
             with load_segmenter(path, **kwargs) as seg:
                 input_size, num_classes = seg.input_size, seg.meta.num_classes
-                samples = time_segmenter(seg, frames, args.runs, args.warmup, args.render)
+                samples = time_segmenter(seg, frames, args.runs, args.warmup, args.render, args.legend)
                 rows.append((name, seg.description, summarise(samples)))
     print_table(rows, args.frame)
     copies = None

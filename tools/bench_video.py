@@ -185,11 +185,9 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         model = _model_path(args, workdir)
         clip = _clip(args)
-        from fcn_edge.artifacts import read_onnx_meta
-
-        fused = model.suffix == ".onnx" and read_onnx_meta(model).fused_argmax
-        decode = DecodeConfig(args.filter_mode, confidence=not fused)
-        with load_segmenter(model, args.backend, decode=decode, threads=args.threads) as seg:
+        with load_segmenter(model, args.backend, decode=DecodeConfig(args.filter_mode), threads=args.threads) as seg:
+            if not seg.meta.fused_argmax:  # the smoothing study weighs votes by confidence where there are scores
+                seg.set_decode(DecodeConfig(args.filter_mode, confidence=True))
             frames = _read_frames(clip, args.frames)
             print(f"model: {seg.description}\nclip: {clip} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]})\n"
                   f"sink: {args.sink}, filter {args.filter_mode}, threads {args.threads or 'ORT default'}", flush=True)

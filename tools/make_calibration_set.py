@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pick N calibration images from a labelled dataset, covering its classes and lighting.
 
-    python tools/make_calibration_set.py synthetic --split train -n 64 --out calibration/default
+    python tools/make_calibration_set.py synthetic --split train -n 64 --out fcn_edge/weights/calibration
     python tools/make_calibration_set.py /data/VOC2012 --split train -n 500 --manifest calib.txt
 
 Greedy selection: each step takes the image that adds the most *new* coverage, where a

@@ -238,19 +238,13 @@ def model_or_default(value: Optional[str]) -> Path:
     return Path(value) if value else default_model()
 
 
-def resolve_ignore_class(value: Optional[str], class_names: Sequence[str]) -> Optional[int]:
-    """--ignore-class as a class index, from a name (any case) or an index."""
-    if value is None:
-        return None
-    if value.lstrip("-").isdigit():
-        index = int(value)
-        if not 0 <= index < len(class_names):
-            raise UsageError(f"--ignore-class {index} is outside 0..{len(class_names) - 1}")
-        return index
-    lowered = [n.lower() for n in class_names]
-    if value.lower() not in lowered:
-        raise UsageError(f"--ignore-class {value!r} is not a class of this model: {', '.join(class_names)}")
-    return lowered.index(value.lower())
+def load_options(args: argparse.Namespace):
+    """The flags of :func:`add_backend_options` (single backend) and ``--input-size`` as the
+    runtime's :class:`~fcn_edge.runtime.LoadOptions`."""
+    from fcn_edge.runtime import LoadOptions
+
+    return LoadOptions(args.backend, tuple(args.providers) if args.providers else None, args.device,
+                       args.threads, getattr(args, "cuda_graph", False), args.input_size)
 
 
 def write_json_report(destination: Optional[str], data) -> Optional[str]:

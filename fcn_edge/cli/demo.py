@@ -25,8 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from fcn_edge.demo import DemoConfig, demo_artifacts, run_demo
 
-    config = DemoConfig(out_dir=args.out, quick=args.quick, force=args.force,
-                        **({"calibration": Path(args.calib)} if args.calib else {}))
+    config = DemoConfig(out_dir=args.out, calibration=args.calib or "default", quick=args.quick, force=args.force)
     result = run_demo(config, echo=lambda line: print(line, flush=True))
     print(f"\ndemo finished in {result.seconds:.0f} s; everything it wrote is in {result.out_dir}:")
     for path in demo_artifacts(result.out_dir):

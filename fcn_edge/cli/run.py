@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-from pathlib import Path
 
 from fcn_edge.cli.args import (
     add_backend_options, add_input_size, add_json, add_model_option, add_out, add_visual_options, camera_size_wh,
-    model_or_default, non_negative_float, positive_float, positive_int, resolve_ignore_class, write_json_report,
+    load_options, model_or_default, non_negative_float, positive_float, positive_int, write_json_report,
 )
-
-log = logging.getLogger("fcn_edge.cli.run")
-
 
 
 def _smooth(text: str) -> float:
@@ -64,26 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _output_uri(args) -> str:
-    from fcn_edge.errors import VideoError
-    from fcn_edge.video import display_available
-
-    if args.out:
-        if len(args.out) > 1:
-            raise VideoError(f"one output per input: {len(args.out)} given for one input")
-        output = args.out[0]
-        if args.headless and output.lower().startswith("display://"):
-            raise VideoError("--headless and OUTPUT display:// contradict each other")
-        return output
-    if not args.headless and display_available():
-        return "display://0"
-    if not args.headless:
-        log.warning("no display available and no OUTPUT given: frames are processed but not shown or saved")
-    return "null://"
-
-
 def run(args) -> int:
-    from fcn_edge.errors import FcnEdgeError
     from fcn_edge.video import capabilities
 
     if args.list_backends:
@@ -91,83 +67,38 @@ def run(args) -> int:
         if not capabilities.cv2_has_gstreamer():
             print("GStreamer: not in this cv2; " + capabilities.gstreamer_install_hint(), file=sys.stderr)
         return 0
-    if not args.inputs:
-        raise FcnEdgeError("INPUT is required (a file, folder, camera, URL or pipeline)")
-    if len(args.inputs) > 1:
-        raise FcnEdgeError("one INPUT per run for now")
 
-    from fcn_edge.runtime import DecodeConfig, RenderConfig, load_segmenter
-    from fcn_edge.video import (
-        PipelineConfig, ReconnectPolicy, SinkOptions, SourceOptions, VideoPipeline, make_sink,
-        open_source, parse_sink, parse_source, stop_on_signals,
+    from fcn_edge.runtime import RenderConfig
+    from fcn_edge.video import PipelineConfig, ReconnectPolicy, SinkOptions, SourceOptions
+    from fcn_edge.video.job import VideoJob, VideoRunConfig
+
+    config = VideoRunConfig(
+        model=model_or_default(args.model),
+        load=load_options(args),
+        filter_mode=args.filter_mode,
+        pipeline=PipelineConfig(
+            render=RenderConfig(args.visualize, args.alpha, args.ignore_class, args.legend),
+            show_stats=not args.no_stats, max_frames=args.max_frames,
+            drop_frames={"auto": None, "always": True, "never": False}[args.drop_frames],
+            smoothing_alpha=args.smooth,
+        ),
+        source=SourceOptions(backend=args.capture_backend, camera_size=args.camera_size, camera_fps=args.camera_fps),
+        sink=SinkOptions(encoder=args.encoder, bitrate_kbps=args.bitrate),
+        reconnect=ReconnectPolicy(give_up_after_s=args.reconnect_timeout) if args.reconnect_timeout > 0 else None,
+        sequential=args.sequential,
+        headless=args.headless,
+        output_fps=args.output_fps,
     )
-
-    source_spec = parse_source(args.inputs[0])  # fail on typos before a model loads
-    output = _output_uri(args)
-    sink_spec = parse_sink(output)
-    model_path = model_or_default(args.model)
-
-    source_options = SourceOptions(backend=args.capture_backend, camera_size=args.camera_size, camera_fps=args.camera_fps)
-    reconnect = ReconnectPolicy(give_up_after_s=args.reconnect_timeout) if args.reconnect_timeout > 0 else None
-    source = open_source(source_spec, source_options, reconnect)  # an unreadable input fails before the model loads
-    try:
-        segmenter = _load(args, model_path, load_segmenter, DecodeConfig)
-    except BaseException:
-        source.close()
-        raise
-    with segmenter:
-        pipeline = None
+    with VideoJob(args.inputs, args.out or (), config) as job:
+        print(f"model: {job.segmenter.description}", file=sys.stderr)
+        print(job.route, file=sys.stderr)
         try:
-            meta = segmenter.meta
-            render = RenderConfig(args.visualize, args.alpha / 255.0, resolve_ignore_class(args.ignore_class, meta.class_names))
-            drop = {"auto": None, "always": True, "never": False}[args.drop_frames]
-            config = PipelineConfig(render=render, show_stats=not args.no_stats, max_frames=args.max_frames, drop_frames=drop, smoothing_alpha=args.smooth)
-            print(f"model: {getattr(segmenter, 'description', model_path)}", file=sys.stderr)
-            sink_options = SinkOptions(encoder=args.encoder, bitrate_kbps=args.bitrate)
-            fps = args.output_fps or source.fps
-            holder = {}
-            sink = make_sink(
-                sink_spec, fps, sink_options,
-                on_quit=lambda: holder["p"].request_stop("window closed"),
-                on_toggle_stats=lambda: holder["p"].toggle_stats(),
-            )
-            pipeline = holder["p"] = VideoPipeline(source, segmenter, sink, config)
-            print(f"{source_spec.uri} ({source_spec.kind}{', live' if pipeline.live else ''}) -> {sink_spec.uri} ({sink_spec.kind})", file=sys.stderr)
-            with stop_on_signals(pipeline):
-                if args.sequential:
-                    pipeline.run_sequential()
-                else:
-                    pipeline.run()
+            summary = job.run()
         finally:
-            if pipeline is None:
-                source.close()
-            elif pipeline.summary is not None:
-                summary = pipeline.summary
-                print(summary.format(), file=sys.stderr)
-                write_json_report(args.json, summary.to_dict())
-    summary = pipeline.summary
+            if job.summary is not None:  # also after an error: the output was finalised
+                print(job.summary.format(), file=sys.stderr)
+                write_json_report(args.json, job.summary.to_dict())
     if summary.error:
         print(f"fcn-edge run: {summary.error}", file=sys.stderr)
         return 1
     return 0
-
-
-def _load(args, model_path: Path, load_segmenter, DecodeConfig):
-    has_scores = _model_has_scores(model_path)
-    # confidence weights the smoothing votes; a fused-argmax model has none to give
-    decode = DecodeConfig(filter_mode=args.filter_mode, confidence=args.smooth is not None and has_scores)
-    return load_segmenter(model_path, args.backend, decode=decode, input_size=args.input_size,
-                          providers=args.providers, device=args.device, threads=args.threads,
-                          cuda_graph=args.cuda_graph)
-
-
-def _model_has_scores(model_path: Path) -> bool:
-    """False when the model's argmax is fused into the graph (its output is a mask)."""
-    from fcn_edge.artifacts import read_onnx_meta, read_engine_sidecar
-
-    suffix = model_path.suffix.lower()
-    if suffix == ".onnx":
-        return not read_onnx_meta(model_path).fused_argmax
-    if suffix in (".engine", ".plan", ".trt"):
-        return not read_engine_sidecar(model_path)[0].fused_argmax
-    return True  # a checkpoint gives logits

@@ -1,25 +1,22 @@
 """``fcn-edge segment INPUT... -o DIR [--model M]``: segment still images.
 
 For each image it writes ``<stem>.<mode>.png`` (overlay, colour mask, or both side by
-side) and, with ``--save-mask``, ``<stem>.mask.png`` holding the raw class indices (what
-evaluation tools read), and prints the time per stage and the classes that cover the most
-pixels. ``--json`` writes the same facts for every image to one file.
+side, with a legend of the classes in the picture unless ``--no-legend``) and, with
+``--save-mask``, ``<stem>.mask.png`` holding the raw class indices (what evaluation tools
+read), and prints the time per stage and the classes that cover the most pixels. ``--json``
+writes the same facts for every image to one file. Without ``--model`` it runs the built-in
+default model's ONNX, which needs no torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from pathlib import Path
-from typing import List
 
 from fcn_edge.cli.args import (
     add_backend_options, add_batch, add_input_size, add_json, add_model_option, add_out, add_visual_options,
-    model_or_default, non_negative_int, resolve_ignore_class, write_json_report,
+    load_options, model_or_default, non_negative_int, write_json_report,
 )
-
-log = logging.getLogger("fcn_edge.cli.segment")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -42,67 +39,28 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def collect_images(inputs: List[str], recursive: bool) -> List[Path]:
-    """Image files named or inside the given folders, in natural order (img2 before img10)."""
-    from fcn_edge.errors import DataError
-    from fcn_edge.video.sources import list_images
-    from fcn_edge.video.uri import IMAGE_EXTENSIONS
-
-    images: List[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            folders = [path] + (sorted(p for p in path.rglob("*") if p.is_dir()) if recursive else [])
-            for folder in folders:
-                images.extend(Path(p) for p in list_images(str(folder)))
-        elif path.is_file():
-            images.append(path)
-        else:
-            raise DataError(f"{path}: no such image file or folder")
-    if not images:
-        raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {', '.join(inputs)}")
-    return images
-
-
 def run(args) -> int:
-    # `fcn-edge run` already resolves the default model and --ignore-class; use the same rules.
-    from fcn_edge.data.images import read_image, write_image
-    from fcn_edge.runtime import DecodeConfig, RenderConfig, Renderer, load_segmenter
+    from fcn_edge.runtime import RenderConfig
+    from fcn_edge.video.images import SegmentImagesConfig, segment_images
 
-    images = collect_images(args.inputs, args.recursive)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = model_or_default(args.model)
-    segmenter = load_segmenter(model, args.backend, decode=DecodeConfig(args.filter_mode),
-                               input_size=args.input_size, providers=args.providers, device=args.device,
-                               threads=args.threads, cuda_graph=args.cuda_graph)
-    records = []
-    with segmenter:
-        meta = segmenter.meta
-        ignore = resolve_ignore_class(args.ignore_class, meta.class_names)
-        renderer = Renderer(meta.palette, RenderConfig(args.visualize, args.alpha / 255.0, ignore))
-        print(f"model: {segmenter.description}", file=sys.stderr)
-        for start in range(0, len(images), args.batch):
-            chunk = images[start : start + args.batch]
-            frames = [read_image(p) for p in chunk]
-            results = segmenter.segment_batch(frames)
-            for path, frame, result in zip(chunk, frames, results):
-                picture = renderer(frame, result.mask)
-                picture_path = out / f"{path.stem}.{args.visualize}.png"
-                write_image(picture_path, picture)
-                if args.save_mask:
-                    write_image(out / f"{path.stem}.mask.png", result.mask)
-                shares = result.class_shares(ignore)
-                top = sorted(shares.items(), key=lambda kv: -kv[1])[: max(args.top, 0)]
-                t = result.timings
-                print(
-                    f"{path.name}: {frame.shape[1]}x{frame.shape[0]} "
-                    f"pre {t.preprocess_ms:.1f} ms, infer {t.infer_ms:.1f} ms, decode {t.decode_ms:.1f} ms | "
-                    + ", ".join(f"{name} {share:.0%}" for name, share in top if share > 0),
-                    file=sys.stderr if args.json == "-" else sys.stdout,  # stdout carries the JSON then
-                )
-                records.append({"image": str(path), "output": str(picture_path), "width": frame.shape[1],
-                                "height": frame.shape[0], "timings": t.as_dict(), "class_shares": shares})
-    write_json_report(args.json, {"model": str(model), "backend": segmenter.backend.name, "images": records})
-    print(f"{len(images)} image(s) -> {out}", file=sys.stderr)
+    config = SegmentImagesConfig(
+        model=model_or_default(args.model),
+        load=load_options(args),
+        filter_mode=args.filter_mode,
+        render=RenderConfig(args.visualize, args.alpha, args.ignore_class, args.legend),
+        save_mask=args.save_mask,
+        recursive=args.recursive,
+        batch=args.batch,
+    )
+    lines = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
+
+    def show(record) -> None:
+        t = record.timings
+        print(f"{record.image.name}: {record.width}x{record.height} pre {t.preprocess_ms:.1f} ms, "
+              f"infer {t.infer_ms:.1f} ms, decode {t.decode_ms:.1f} ms | "
+              + ", ".join(f"{name} {share:.0%}" for name, share in record.top_classes(args.top)), file=lines)
+
+    report = segment_images(args.inputs, args.out, config, on_image=show)
+    write_json_report(args.json, report.to_dict())
+    print(f"{len(report.images)} image(s) -> {report.out_dir} ({report.description})", file=sys.stderr)
     return 0

@@ -34,6 +34,23 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 MANIFEST_EXTENSIONS = (".txt", ".lst", ".list")
 
 
+# -- '--calib default': the default model's built-in set ---------------------------------
+DEFAULT_SOURCE = "default"
+
+
+def resolve_calibration_source(text: PathLike) -> Path:
+    """``--calib`` as a path: 'default' (or '') is the default model's built-in set,
+    shipped inside the package (``fcn_edge/weights/calibration``), unless a file or folder
+    of that name exists here; anything else is taken as the path it names."""
+    if str(text) in ("", DEFAULT_SOURCE):
+        if str(text) and Path(text).exists():
+            return Path(text)
+        from fcn_edge.weights import default_calibration
+
+        return default_calibration()
+    return Path(text)
+
+
 def list_calibration_images(source: PathLike) -> List[Path]:
     """The image paths of a calibration set (a folder or a manifest), in a stable order.
 
@@ -75,7 +92,8 @@ def list_calibration_images(source: PathLike) -> List[Path]:
         return images
     raise DataError(
         f"calibration set {source}: no such folder or manifest file; give a folder of "
-        "images or a text file with one image path per line (see calibration/README.md)"
+        "images or a text file with one image path per line (see calibration/README.md); "
+        "'default' is the default model's built-in set"
     )
 
 

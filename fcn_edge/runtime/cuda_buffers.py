@@ -14,7 +14,7 @@ import ctypes
 import ctypes.util
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Tuple
 
 import numpy as np
 
@@ -250,12 +250,3 @@ class CudaGraph:
         if self._graph:
             self._lib.cuGraphDestroy(self._graph)
             self._graph = ctypes.c_void_p()
-
-
-def cuda_version() -> Optional[Tuple[int, int]]:
-    """The driver's CUDA version, e.g. (12, 6), for messages."""
-    try:
-        version = _driver().get_driver_version()
-    except Exception:
-        return None
-    return version // 1000, (version % 1000) // 10

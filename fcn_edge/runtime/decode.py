@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from fcn_edge.artifacts import ModelMeta
-from fcn_edge.errors import MetaError, RuntimeInputError
+from fcn_edge.errors import MetaError, RuntimeInputError, UsageError
 from fcn_edge.runtime.preprocess import Placement
 
 FILTER_MODES = ("point", "linear")
@@ -34,7 +34,7 @@ class DecodeConfig:
 
     def __post_init__(self) -> None:
         if self.filter_mode not in FILTER_MODES:
-            raise ValueError(f"filter_mode={self.filter_mode!r} is not one of {FILTER_MODES}")
+            raise UsageError(f"filter_mode {self.filter_mode!r} is not one of {', '.join(FILTER_MODES)}")
 
 
 def mask_dtype(num_classes: int) -> np.dtype:

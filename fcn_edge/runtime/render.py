@@ -1,21 +1,29 @@
-"""Masks -> pictures: palette lookup, alpha overlay, side-by-side, per-class pixel share.
+"""Masks -> pictures: palette lookup, alpha overlay, side-by-side, class legend, pixel shares.
 
 Palettes in ModelMeta are RGB; frames are BGR (OpenCV's order), so the lookup table is
 built once in BGR. Colouring a uint8 mask is a single table lookup, blending a single
 ``cv2.addWeighted``; nothing here allocates per frame beyond the picture it returns.
+
+The conventions are jetson-inference segnet's, the same in the CLI and the Python API:
+``alpha`` is 0 (frame only) to 255 (mask only), and the class left uncoloured
+(``ignore_class``) is named by its class name or its index.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
-from fcn_edge.errors import RuntimeInputError
+from fcn_edge.errors import RuntimeInputError, UsageError
+from fcn_edge.runtime.legend import LEGEND_CLASSES, Legend
 
 VISUAL_MODES = ("overlay", "mask", "both")
+DEFAULT_ALPHA = 150.0  # segnet's default overlay alpha
+
+ClassRef = Union[int, str, None]
 
 
 def palette_lut(palette: Sequence[Tuple[int, int, int]]) -> np.ndarray:
@@ -50,6 +58,26 @@ def _keep_where(mask: np.ndarray, value: int, src: np.ndarray, dst: np.ndarray) 
         dst[keep] = src[keep]
 
 
+def class_index(value: ClassRef, class_names: Sequence[str], what: str = "ignore_class") -> Optional[int]:
+    """A class given by name (any case) or index (an int, or digits as typed) -> its index.
+
+    The one place where ``--ignore-class``, ``RenderConfig.ignore_class`` and
+    ``SegmentationResult.class_shares(ignore_class=...)`` are resolved against a model's
+    class names.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        index = int(value)
+        if not 0 <= index < len(class_names):
+            raise UsageError(f"{what} {index} is outside the model's class indices 0..{len(class_names) - 1}")
+        return index
+    lowered = [name.lower() for name in class_names]
+    if str(value).lower() not in lowered:
+        raise UsageError(f"{what} {value!r} is not a class of this model: {', '.join(class_names)}")
+    return lowered.index(str(value).lower())
+
+
 def class_shares(mask: np.ndarray, num_classes: int, ignore_class: Optional[int] = None) -> np.ndarray:
     """Fraction of pixels per class, (num_classes,) float64; ``ignore_class`` is left out."""
     counts = np.bincount(mask.ravel(), minlength=num_classes)[:num_classes].astype(np.float64)
@@ -61,29 +89,54 @@ def class_shares(mask: np.ndarray, num_classes: int, ignore_class: Optional[int]
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """``mode`` overlay|mask|both (side by side); ``alpha`` is the mask's weight in the blend;
-    pixels of ``ignore_class`` (often background) keep the frame's own colour."""
+    """How a mask is drawn.
+
+    ``mode`` overlay|mask|both (side by side); ``alpha`` 0 (frame only) to 255 (mask only),
+    the mask's weight in the blend; pixels of ``ignore_class`` (a class name or index, often
+    background) keep the frame's own colour and are black in the colour mask. ``legend``
+    draws a panel of colour swatches and class names, of the classes in the frame
+    (``legend_classes="present"``) or of every class (``"all"``).
+    """
 
     mode: str = "overlay"
-    alpha: float = 0.5
-    ignore_class: Optional[int] = None
+    alpha: float = DEFAULT_ALPHA
+    ignore_class: ClassRef = None
+    legend: bool = False
+    legend_classes: str = "present"
 
     def __post_init__(self) -> None:
         if self.mode not in VISUAL_MODES:
-            raise ValueError(f"mode={self.mode!r} is not one of {VISUAL_MODES}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha={self.alpha} must be within [0, 1]")
+            raise UsageError(f"render mode {self.mode!r} is not one of {', '.join(VISUAL_MODES)}")
+        if not 0.0 <= self.alpha <= 255.0:
+            raise UsageError(f"alpha {self.alpha} is outside 0 (frame only) .. 255 (mask only)")
+        if self.legend_classes not in LEGEND_CLASSES:
+            raise UsageError(f"legend_classes {self.legend_classes!r} is not one of {', '.join(LEGEND_CLASSES)}")
 
 
 class Renderer:
-    """Draws masks for one palette; keep one per video stream and call it every frame."""
+    """Draws masks for one model's palette and class names (the legend's labels; default
+    "class 0", "class 1", ...).
 
-    def __init__(self, palette: Sequence[Tuple[int, int, int]], config: RenderConfig = RenderConfig()):
+    Keep one per video stream and call it every frame: with ``stream=True`` the legend
+    keeps its corner from frame to frame unless another one hides clearly less, and never
+    takes the top-left corner, where the video's statistics overlay goes.
+    """
+
+    def __init__(self, palette: Sequence[Tuple[int, int, int]], config: RenderConfig = RenderConfig(),
+                 class_names: Optional[Sequence[str]] = None, stream: bool = False):
+        names = tuple(class_names) if class_names is not None else tuple(f"class {i}" for i in range(len(palette)))
+        if len(names) != len(palette):
+            raise UsageError(f"{len(names)} class names for a palette of {len(palette)} colours")
         self.config = config
+        self.class_names = names
+        self.ignore_class = class_index(config.ignore_class, names)
         self.lut = palette_lut(palette)
+        self._weight = config.alpha / 255.0
         self._mask_lut = self.lut.copy()  # the colour-mask picture paints ignored pixels black
-        if config.ignore_class is not None and 0 <= config.ignore_class < len(self._mask_lut):
-            self._mask_lut[config.ignore_class] = 0
+        if self.ignore_class is not None:
+            self._mask_lut[self.ignore_class] = 0
+        self.legend = (Legend(self.lut, names, self.ignore_class, config.legend_classes, sticky=stream)
+                       if config.legend else None)
 
     def colorize(self, mask: np.ndarray) -> np.ndarray:
         return colorize(mask, self._mask_lut)
@@ -92,22 +145,22 @@ class Renderer:
         if frame.shape[:2] != mask.shape:
             raise RuntimeInputError(f"frame {frame.shape[:2]} and mask {mask.shape} differ in size")
         colour = colorize(mask, self.lut)
-        alpha = self.config.alpha
-        blended = cv2.addWeighted(colour, alpha, frame, 1.0 - alpha, 0.0)
-        if self.config.ignore_class is not None:
-            _keep_where(mask, self.config.ignore_class, frame, blended)
+        blended = cv2.addWeighted(colour, self._weight, frame, 1.0 - self._weight, 0.0)
+        if self.ignore_class is not None:
+            _keep_where(mask, self.ignore_class, frame, blended)
         return blended
 
     def __call__(self, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mode = self.config.mode
         if mode == "mask":
-            return self.colorize(mask)
-        if mode == "overlay":
-            return self.overlay(frame, mask)
-        return np.hstack((self.overlay(frame, mask), self.colorize(mask)))
+            picture = self.colorize(mask)
+        elif mode == "overlay":
+            picture = self.overlay(frame, mask)
+        else:
+            picture = np.hstack((self.overlay(frame, mask), self.colorize(mask)))
+        if self.legend is not None:
+            # side by side, the legend goes on the colour mask: the overlay stays whole
+            target = picture[:, mask.shape[1]:] if mode == "both" else picture
+            self.legend.draw(target, mask)
+        return picture
 
-
-def render(frame: np.ndarray, mask: np.ndarray, palette, mode: str = "overlay", alpha: float = 0.5,
-           ignore_class: Optional[int] = None) -> np.ndarray:
-    """One-off picture of ``mask`` over ``frame``; use :class:`Renderer` for streams."""
-    return Renderer(palette, RenderConfig(mode, alpha, ignore_class))(frame, mask)

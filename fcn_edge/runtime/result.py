@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from fcn_edge.artifacts import ModelMeta
+from fcn_edge.runtime.render import DEFAULT_ALPHA, RenderConfig, Renderer, class_index, class_shares
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,6 @@ class StageTimings:
     def infer_ms(self) -> float:
         """Host-to-device copy, engine execution and device-to-host copy together."""
         return self.h2d_ms + self.compute_ms + self.d2h_ms
-
-    @property
-    def host_ms(self) -> float:
-        """Work the runtime adds around inference: preprocessing and decoding."""
-        return self.preprocess_ms + self.decode_ms
 
     @property
     def total_ms(self) -> float:
@@ -84,9 +80,21 @@ class SegmentationResult:
     def class_names(self) -> Tuple[str, ...]:
         return self.meta.class_names
 
-    def class_shares(self, ignore_class: Optional[int] = None) -> Dict[str, float]:
-        """Fraction of the frame's pixels given to each class (ignored pixels left out)."""
-        from fcn_edge.runtime.render import class_shares
-
-        shares = class_shares(self.mask, self.meta.num_classes, ignore_class)
+    def class_shares(self, ignore_class: Union[int, str, None] = None) -> Dict[str, float]:
+        """Fraction of the frame's pixels given to each class; ``ignore_class`` (a class name
+        or index) is left out of the total."""
+        ignore = class_index(ignore_class, self.meta.class_names)
+        shares = class_shares(self.mask, self.meta.num_classes, ignore)
         return {name: float(share) for name, share in zip(self.meta.class_names, shares)}
+
+    def overlay(self, frame: np.ndarray, alpha: float = DEFAULT_ALPHA, ignore_class: Union[int, str, None] = None,
+                legend: bool = False) -> np.ndarray:
+        """``frame`` (the BGR frame this result came from) with the mask blended over it.
+
+        ``alpha`` 0 (frame only) to 255 (mask only), ``ignore_class`` a class name or index
+        left uncoloured, ``legend`` a panel naming the classes in the frame: the CLI's
+        ``--alpha``, ``--ignore-class`` and ``--legend``. For video, keep a
+        :class:`~fcn_edge.runtime.render.Renderer` instead of calling this per frame.
+        """
+        config = RenderConfig("overlay", alpha, ignore_class, legend)
+        return Renderer(self.meta.palette, config, self.meta.class_names)(frame, self.mask)

@@ -2,7 +2,8 @@
 
 ``load_segmenter`` picks the backend from the artifact: a TensorRT ``.engine`` (with its
 ``.engine.json`` sidecar), an ``.onnx`` through ONNX Runtime, or a ``.pt`` checkpoint through
-PyTorch (the reference). ModelMeta comes from the sidecar, the ONNX metadata or the
+PyTorch (the reference); without a path it loads the shipped default model's fused ONNX,
+which needs no torch. ModelMeta comes from the sidecar, the ONNX metadata or the
 checkpoint, so nobody passes class lists or normalisation constants.
 """
 
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fcn_edge.artifacts import ModelMeta, model_kind
-from fcn_edge.errors import MetaError, RuntimeInputError
+from fcn_edge.errors import MetaError, RuntimeInputError, UsageError
+from fcn_edge.paths import PathLike
 from fcn_edge.runtime.backend import BACKEND_ALIASES, BACKENDS, Backend
 from fcn_edge.runtime.decode import DecodeConfig, Decoder
 from fcn_edge.runtime.preprocess import Preprocessor
@@ -43,11 +46,16 @@ class Segmenter:
     ):
         self.backend = backend
         self.meta: ModelMeta = backend.meta
+        self.path: Optional[Path] = None  # the model file, when load_segmenter opened one
         self.input_size = tuple(input_size or self.meta.input_size)
         _check_input_size(self.meta, self.input_size, backend)
         self.preprocess = Preprocessor(self.meta, self.input_size, getattr(backend, "host_input", None))
         self.decode = Decoder(self.meta, self.input_size, decode)
-        self.decode_config = decode
+
+    def set_decode(self, config: DecodeConfig) -> None:
+        """Decode later frames with ``config``, e.g. with confidence once the meta says the
+        model gives scores. Raises MetaError when the model cannot (a fused argmax)."""
+        self.decode = Decoder(self.meta, self.input_size, config)
 
     # -- facts -------------------------------------------------------------------------
     @property
@@ -155,12 +163,12 @@ def _check_input_size(meta: ModelMeta, size: Tuple[int, int], backend: Backend) 
 def normalise_backend(name: str) -> str:
     name = BACKEND_ALIASES.get(name.lower(), name.lower())
     if name != "auto" and name not in BACKENDS:
-        raise MetaError(f"unknown backend {name!r}; choose auto or one of {BACKENDS}")
+        raise UsageError(f"unknown backend {name!r}; choose auto or one of {', '.join(BACKENDS)}")
     return name
 
 
 def load_segmenter(
-    path,
+    path: Optional[PathLike] = None,
     backend: str = "auto",
     *,
     decode: Optional[DecodeConfig] = None,
@@ -170,13 +178,17 @@ def load_segmenter(
     threads: Optional[int] = None,
     cuda_graph: bool = False,
 ) -> Segmenter:
-    """A ready Segmenter for ``path`` (.engine, .onnx or .pt).
+    """A ready Segmenter for ``path`` (.engine, .onnx or .pt; None: the shipped default model).
 
     ``backend``: auto (by file type) | tensorrt | onnxruntime | torch. ``providers``
     (ONNX Runtime only) e.g. ``["cuda"]``; default: the device providers this onnxruntime
     has, then CPU. ``cuda_graph`` (TensorRT only) captures the copies and the engine in a
     CUDA graph, for fixed-shape engines. ``threads`` sets CPU threads (ORT, torch).
     """
+    if path is None:
+        from fcn_edge.weights import default_onnx
+
+        path = default_onnx()
     path = Path(path)
     if not path.is_file():
         raise MetaError(f"{path}: no such model file")
@@ -197,9 +209,9 @@ def load_segmenter(
         }[kind]
         raise MetaError(f"{path}: backend {chosen!r} cannot run a {kind} file: {hint}")
     if providers is not None and chosen != "onnxruntime":
-        raise MetaError(f"providers= applies to the onnxruntime backend only, not {chosen!r}")
+        raise UsageError(f"providers= applies to the onnxruntime backend only, not {chosen!r}")
     if cuda_graph and chosen != "tensorrt":
-        raise MetaError(f"cuda_graph=True applies to the tensorrt backend only, not {chosen!r}")
+        raise UsageError(f"cuda_graph=True applies to the tensorrt backend only, not {chosen!r}")
 
     if chosen == "onnxruntime":
         from fcn_edge.artifacts import read_onnx_meta
@@ -215,7 +227,31 @@ def load_segmenter(
 
         runner = TorchBackend.from_checkpoint(path, device=device, threads=threads)
     try:
-        return Segmenter(runner, decode or DecodeConfig(), input_size)
+        segmenter = Segmenter(runner, decode or DecodeConfig(), input_size)
+        segmenter.path = path
+        return segmenter
     except BaseException:
         runner.close()
         raise
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Which backend runs a model, and on what: ``load_segmenter``'s options as one value,
+    for the jobs (``segment_images``, ``run_video``) that load a model for the user."""
+
+    backend: str = "auto"
+    providers: Optional[Tuple[str, ...]] = None
+    device: int = 0
+    threads: Optional[int] = None
+    cuda_graph: bool = False
+    input_size: Optional[Tuple[int, int]] = None
+
+    def __post_init__(self) -> None:
+        normalise_backend(self.backend)
+
+    def load(self, path: Optional[PathLike] = None, decode: DecodeConfig = DecodeConfig()) -> Segmenter:
+        """``load_segmenter(path, ...)`` with these options (None: the default model)."""
+        return load_segmenter(path, self.backend, decode=decode, input_size=self.input_size,
+                              providers=list(self.providers) if self.providers is not None else None,
+                              device=self.device, threads=self.threads, cuda_graph=self.cuda_graph)

@@ -119,14 +119,20 @@ def _init_from(torch, model, path: str) -> None:
 
 
 def validate(model, meta: ModelMeta, dataset: SegmentationDataset, device: str, limit: Optional[int]):
+    """Scores of the in-memory ``model`` through the runtime's own Segmenter (its PyTorch
+    backend), so validation sees exactly the preprocessing and decoding a deployment does."""
+    torch = require("torch", "validation")
     from fcn_edge.evaluate.runner import evaluate_dataset
-    from fcn_edge.training.predictor import TorchPredictor
+    from fcn_edge.runtime import Segmenter
+    from fcn_edge.runtime.torch_backend import TorchBackend
 
+    where = torch.device(device)
     was_training = model.training
-    model.eval()
+    segmenter = Segmenter(TorchBackend(model, meta, device=where.index or 0, use_cuda=where.type == "cuda"))
     try:
-        return evaluate_dataset(TorchPredictor(model, meta, device), dataset, limit=limit, progress=False)
+        return evaluate_dataset(segmenter, dataset, limit=limit, progress=False)
     finally:
+        segmenter.close()
         model.train(was_training)
 
 

@@ -2,6 +2,13 @@
 
 Typical use::
 
+    from fcn_edge.video import VideoRunConfig, run_video, segment_images
+
+    summary = run_video(["rtsp://camera/stream"], ["out.mp4"], VideoRunConfig(model=Path("model.onnx")))
+    report = segment_images(["photos/"], "out/")          # the default model, overlays + legend
+
+or the parts, for a loop of your own::
+
     from fcn_edge.runtime import load_segmenter
     from fcn_edge.video import PipelineConfig, open_source, make_sink, VideoPipeline
 
@@ -19,6 +26,8 @@ from typing import Optional, Union
 
 from fcn_edge.video.capabilities import cv2_has_gstreamer, describe as describe_backends, display_available
 from fcn_edge.video.frame_queue import FrameQueue, QueueClosed
+from fcn_edge.video.images import ImageRecord, SegmentImagesConfig, SegmentImagesReport, segment_images
+from fcn_edge.video.job import VideoJob, VideoRunConfig, run_video
 from fcn_edge.video.pipeline import PipelineConfig, VideoPipeline
 from fcn_edge.video.protocol import SegmenterLike, SegmentationLike
 from fcn_edge.video.reconnect import ReconnectingSource, ReconnectPolicy
@@ -45,7 +54,8 @@ def open_source(
 
 __all__ = [
     "CaptureSource", "FrameQueue", "FrameSink", "FrameSource", "ImageFolderSink", "ImageFolderSource",
-    "LatencyStats", "NullSink", "PipelineConfig", "QueueClosed", "ReconnectPolicy", "ReconnectingSource",
+    "ImageRecord", "SegmentImagesConfig", "SegmentImagesReport", "VideoJob", "VideoRunConfig",
+    "run_video", "segment_images", "LatencyStats", "NullSink", "PipelineConfig", "QueueClosed", "ReconnectPolicy", "ReconnectingSource",
     "RunSummary", "SegmentationLike", "SegmenterLike", "SinkOptions", "SinkSpec", "SourceOptions",
     "SourceSpec", "TemporalEMA", "VideoFileSink", "VideoPipeline", "cv2_has_gstreamer",
     "describe_backends", "display_available", "make_sink", "make_source", "open_source",

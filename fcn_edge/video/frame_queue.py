@@ -12,6 +12,8 @@ import collections
 import threading
 from typing import Any, Deque, Optional
 
+from fcn_edge.errors import UsageError
+
 
 class QueueClosed(Exception):
     """The producer finished (or the pipeline stopped) and the queue is empty."""
@@ -20,7 +22,7 @@ class QueueClosed(Exception):
 class FrameQueue:
     def __init__(self, maxsize: int, drop_oldest: bool = False):
         if maxsize < 1:
-            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
+            raise UsageError(f"frame queue maxsize must be >= 1, got {maxsize}")
         self.maxsize = maxsize
         self.drop_oldest = drop_oldest
         self.dropped = 0

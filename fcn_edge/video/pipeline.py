@@ -25,6 +25,7 @@ from typing import Optional
 
 import numpy as np
 
+from fcn_edge.errors import UsageError
 from fcn_edge.runtime.render import RenderConfig, Renderer
 from fcn_edge.video.frame_queue import FrameQueue, QueueClosed
 from fcn_edge.video.hud import draw_hud, hud_lines
@@ -62,10 +63,10 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"max_frames={self.max_frames} must be >= 1")
+            raise UsageError(f"max_frames {self.max_frames} must be >= 1")
         for name in ("file_queue_size", "live_queue_size", "result_queue_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+                raise UsageError(f"{name} {getattr(self, name)} must be >= 1")
 
 
 @dataclass
@@ -96,7 +97,7 @@ class VideoPipeline:
         self.live = bool(getattr(source, "is_live", False))
         self.drop = self.live if config.drop_frames is None else config.drop_frames
         self.show_stats = config.show_stats
-        self.renderer = Renderer(segmenter.meta.palette, config.render)
+        self.renderer = Renderer(segmenter.meta.palette, config.render, segmenter.meta.class_names, stream=True)
         self.smoother = (
             TemporalEMA(segmenter.meta.num_classes, config.smoothing_alpha, tuple(getattr(segmenter, "input_size", segmenter.meta.input_size)))
             if config.smoothing_alpha is not None

@@ -19,6 +19,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from fcn_edge.errors import UsageError
+
 _NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
 
 
@@ -27,7 +29,7 @@ class TemporalEMA:
 
     def __init__(self, num_classes: int, alpha: float, work_size: Tuple[int, int]):
         if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"smoothing alpha={alpha} must be in (0, 1]")
+            raise UsageError(f"smoothing alpha {alpha} is the new frame's weight: it must be in (0, 1]")
         self.num_classes = num_classes
         self.alpha = alpha
         self.work_size = tuple(work_size)  # (height, width)
