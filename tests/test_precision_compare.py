@@ -4,7 +4,6 @@ logit differences come from the raw network outputs."""
 
 import shutil
 
-import numpy as np
 import pytest
 
 from fcn_edge.data import DatasetSpec, open_dataset

@@ -90,6 +90,7 @@ def _fused_convs(path, threads):
 
 
 def bench_vgg16(args) -> dict:
+    from fcn_edge.artifacts.variants import variant_tag
     from fcn_edge.export import ExportConfig, export_architecture
 
     work = Path(args.workdir)
@@ -108,7 +109,7 @@ def bench_vgg16(args) -> dict:
             ("onnxruntime", None, True, "int8 ORT (uint8 act.)"),
             ("tensorrt", "int8", True, "int8 TensorRT (int8 weights)"))
     for target, storage, use_cache, label in runs:
-        suffix = {"tensorrt": "int8", "onnxruntime": "int8-ort"}[target] + ("-w8" if storage else "")
+        suffix = variant_tag("int8", target) + ("-w8" if storage else "")  # -w8: int8 weight storage
         out = work / f"{fp32.stem}.{suffix}.onnx"
         if args.reuse and out.is_file():
             rows[label] = out

@@ -36,8 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--arch", help="architecture of a bare state_dict (checked against other formats)")
     src.add_argument("--classes", metavar="NAME|FILE|N",
                      help="class names and palette: a built-in list (" + ", ".join(sorted(DATASETS))
-                     + "), a classes.txt, or a count (names class_0..); default: voc for 21 classes, "
-                     "cityscapes for 19, the checkpoint's own when it has ModelMeta")
+                     + "), a classes.txt (with colours: 'name R G B'), or a count (names class_0..); "
+                     "default: the checkpoint's own when it has ModelMeta (given, it replaces them), else voc for "
+                     "21 classes, cityscapes for 19; the count must be the model's")
     src.add_argument("--seed", type=int, default=0, help="seed of a registry model's random weights and of the parity inputs")
     shape = p.add_argument_group("shapes")
     add_input_size(shape, "example and optimal size (default: the checkpoint's trained size, else 320x320)")

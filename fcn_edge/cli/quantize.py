@@ -77,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.calib:
         raise PrecisionError("--precision int8 needs a calibration set: --calib DIR|LIST "
-                             "(the default model's is calibration/default; see calibration/README.md)")
+                             "('default': the default model's set; see calibration/README.md)")
     config = QuantizeConfig(
         target=args.target, method=args.method, percentile=args.percentile, weight_storage=args.weights,
         batch_size=args.batch, limit=args.limit, memory_budget_mb=args.memory_budget,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet, **kept,
     )
-    # --calib 'default' becomes the built-in set once precision.calibration.resolve_calibration_source lands
+    # --calib 'default' (the built-in set) resolves through precision.calibration.resolve_calibration_source,
+    # which lands with another branch; until then the flag is taken as the path it names
     result = quantize_int8(model, Path(args.calib), args.out, config)
     c = result.counts
     print(f"wrote {result.path} (int8 for {args.target}, {args.method} calibration on "

@@ -27,10 +27,11 @@ class ExportConfig:
     """How to turn a model into ONNX.
 
     ``input_size`` is the example/"opt" size (H, W); None takes the model's own
-    (ModelMeta.input_size: the size a checkpoint was trained at). With ``dynamic_shape`` the graph takes
-    any H x W and ``min_size``/``max_size`` record the range later steps (engine profiles)
-    should cover; without it the graph is fixed at ``input_size``. ``dynamic_batch`` makes
-    the batch dimension symbolic; ``max_batch`` is recorded in ModelMeta.
+    (ModelMeta.input_size: the size a checkpoint was trained at). With ``dynamic_shape``
+    the graph takes any H x W and ``min_size``/``max_size`` record the range later steps
+    (engine profiles) should cover; without it the graph is fixed at ``input_size``.
+    ``dynamic_batch`` makes the batch dimension symbolic; ``max_batch`` is recorded in
+    ModelMeta.
     """
 
     input_size: Optional[Size] = None
