@@ -9,7 +9,7 @@ from pathlib import Path
 from fcn_edge.artifacts.variants import VARIANT_TAGS
 from fcn_edge.cli.args import (
     ExtendList, add_backend_options, add_batch, add_data_options, add_input_size, add_json, add_model_argument,
-    comma_choices, default_model, non_negative_int, positive_float, positive_int, size_hw, write_json_report,
+    comma_choices, data_spec, default_model, non_negative_int, positive_float, positive_int, size_hw, write_json_report,
 )
 
 EPILOG = """\
@@ -73,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     from fcn_edge.bench.benchmark import BenchConfig, benchmark_models
     from fcn_edge.bench.runner import RunConfig
     from fcn_edge.bench.sysinfo import collect_system_info
-    from fcn_edge.data.formats import DatasetSpec
 
     config = BenchConfig(
         precisions=tuple(args.precision or ()),
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             image=str(args.image) if args.image else None,
             rounds=args.rounds,
         ),
-        data=DatasetSpec(args.data, args.split, args.data_format, args.limit) if args.data else None,
+        data=data_spec(args) if args.data else None,
         trtexec=args.trtexec,
     )
     models = [Path(m) for m in args.model] or [default_model()]

@@ -14,7 +14,8 @@ import argparse
 import sys
 
 from fcn_edge.cli.args import (
-    add_data_options, add_json, add_model_argument, add_quiet, non_negative_int, positive_int, write_json_report,
+    add_data_options, add_json, add_model_argument, add_quiet, data_spec, non_negative_int, positive_int,
+    write_json_report,
 )
 
 
@@ -34,11 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_edge.data.formats import DatasetSpec
     from fcn_edge.precision.compare import CompareConfig, compare_variants, format_table
 
-    data = DatasetSpec(args.data, args.split, args.data_format, args.limit)
-    reports = compare_variants(args.model[0], args.model[1:], data, CompareConfig(
+    reports = compare_variants(args.model[0], args.model[1:], data_spec(args), CompareConfig(
         latency_runs=args.runs, threads=args.threads, progress=not args.quiet))
     out = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     print(f"{reports[0].images} images of {args.data} (split {reports[0].split}); reference {reports[0].name}",

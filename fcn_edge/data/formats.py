@@ -82,17 +82,17 @@ class DatasetSpec:
 
     root: str = SYNTHETIC  # a dataset folder, or "synthetic"
     split: Optional[str] = None  # None: val (every image of a folder pair without split lists)
-    format: str = "auto"
+    data_format: str = "auto"
     limit: Optional[int] = None  # only the first N images of the split
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise DataError(f"unknown dataset format {self.format!r}; choose one of {FORMATS}")
+        if self.data_format not in FORMATS:
+            raise DataError(f"unknown dataset format {self.data_format!r}; choose one of {FORMATS}")
         if self.limit is not None and self.limit < 1:
             raise DataError(f"dataset limit must be >= 1 image, got {self.limit}")
 
     def open(self, class_names: Optional[Sequence[str]] = None) -> SegmentationDataset:
-        return open_dataset(self.root, self.split, self.format, class_names)
+        return open_dataset(self.root, self.split, self.data_format, class_names)
 
     def count(self, dataset: SegmentationDataset) -> int:
         """How many of ``dataset``'s images to use."""
