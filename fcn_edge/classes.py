@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Tuple
+
+from fcn_edge.errors import UsageError
 
 RGB = Tuple[int, int, int]
 
@@ -77,24 +80,34 @@ class ClassList:
     dataset: str = ""
 
 
+def builtin_classes(name: str) -> ClassList:
+    """A built-in class list by name: voc, cityscapes or synthetic."""
+    key = name.lower()
+    if key not in DATASETS:
+        raise UsageError(f"classes {name!r}: not a built-in list; built-in ones are {', '.join(sorted(DATASETS))}")
+    names, palette = DATASETS[key]
+    return ClassList(tuple(names), tuple(palette), key)
+
+
+def numbered_classes(count: int) -> ClassList:
+    """``class_0`` .. ``class_{count-1}`` with the default palette, for models that name none."""
+    if count < 1:
+        raise UsageError(f"a class list needs at least one class, got {count}")
+    return ClassList(tuple(f"class_{i}" for i in range(count)), default_palette(count))
+
+
 def resolve_classes(spec: str) -> ClassList:
     """``--classes``: a built-in list (voc, cityscapes, synthetic), a classes.txt, or a count."""
-    from pathlib import Path
-
-    from fcn_edge.errors import UsageError
-
     text = str(spec).strip()
     if text.lower() in DATASETS:
-        names, palette = DATASETS[text.lower()]
-        return ClassList(tuple(names), tuple(palette), text.lower())
+        return builtin_classes(text)
     if Path(text).is_file():
         from fcn_edge.data.classfile import read_class_file
 
         names, palette = read_class_file(text)
         return ClassList(tuple(names), tuple(palette))
     if text.isdigit() and int(text) > 0:
-        count = int(text)
-        return ClassList(tuple(f"class_{i}" for i in range(count)), default_palette(count))
+        return numbered_classes(int(text))
     raise UsageError(
         f"classes {spec!r}: not a built-in list ({', '.join(sorted(DATASETS))}), an existing "
         "classes.txt, or a positive count"

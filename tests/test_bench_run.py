@@ -9,14 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from bench_fixtures import write_tiny_onnx
 from fcn_edge.bench import report as render
+from fcn_edge.bench.benchmark import BenchConfig, benchmark_models
 from fcn_edge.bench.runner import END_TO_END, STAGES, BenchmarkError, RunConfig, run_benchmark, synthetic_frames
 from fcn_edge.bench.schema import REPORT_SCHEMA, schema_errors
 from fcn_edge.bench.sweep import Accuracy, run_sweep
 from fcn_edge.bench.sysinfo import collect_system_info
 from fcn_edge.bench.variants import Variant, expand_models, expand_variants, precision_sibling
 from fcn_edge.errors import FcnEdgeError
+from tiny_models import CLASSES, make_tiny_onnx
 
 pytest.importorskip("onnxruntime")
 FAST = RunConfig(iterations=12, duration_s=None, warmup=2, frame_size=(60, 80))
@@ -24,7 +25,7 @@ FAST = RunConfig(iterations=12, duration_s=None, warmup=2, frame_size=(60, 80))
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return write_tiny_onnx(tmp_path_factory.mktemp("bench") / "tiny.onnx")
+    return make_tiny_onnx(tmp_path_factory.mktemp("bench") / "tiny.onnx")  # 32x48, sizes 16x16 .. 128x160
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_config_and_batch_errors(tiny):
 
 
 def test_json_matches_schema(sweep_report):
-    data = json.loads(render.report_json(sweep_report))
+    data = json.loads(json.dumps(sweep_report.as_dict()))
     assert schema_errors(data) == []
     assert data["schema_version"] == 1
     run = data["variants"][0]["runs"][0]
@@ -97,7 +98,7 @@ def test_json_matches_schema(sweep_report):
 
 
 def test_schema_catches_breakage(sweep_report):
-    data = json.loads(render.report_json(sweep_report, samples=False))
+    data = json.loads(json.dumps(sweep_report.as_dict(samples=False)))
     del data["variants"][0]["runs"][0]["latency_ms"]["compute"]
     data["variants"][1]["runs"][1]["throughput_fps"] = -1.0
     data["variants"][1]["precision"] = "bf16"
@@ -120,8 +121,11 @@ def test_csv_long_format(sweep_report):
 
 
 def test_text_report(sweep_report):
-    text = render.format_report(sweep_report)
-    for word in ("System", "CPU:", "preprocess", "compute", "decode", "end-to-end", "p99 ms", "fps@3", "Summary"):
+    text = "\n".join(render.system_lines(sweep_report.system) + [render.timing_line(FAST)]
+                     + [render.format_variant(v) for v in sweep_report.variants] + render.summary_lines(sweep_report))
+    for word in ("System", "CPU:", "12 calls per batch size after 2 warm-up calls", "synthetic 60x80 BGR frames",
+                 "preprocess", "compute", "decode", "end-to-end", "p99 ms", "fps@3",
+                 "Summary (batch 1 latency; throughput at batch 1 and 3)"):
         assert word in text
     summary = render.format_summary(sweep_report).splitlines()
     assert len(summary) == 2 + 2 and "48x64" in summary[2] and "96x128" in summary[3]
@@ -164,8 +168,8 @@ def test_sizes_outside_the_model_range_are_refused(tiny, system):
 
 
 def test_precision_siblings(tiny, tmp_path):
-    base = write_tiny_onnx(tmp_path / "m.onnx")
-    int8 = write_tiny_onnx(tmp_path / "m.int8.onnx", precision="int8")  # same graph, labelled int8
+    base = make_tiny_onnx(tmp_path / "m.onnx")
+    int8 = make_tiny_onnx(tmp_path / "m.int8.onnx", precision="int8")
     assert precision_sibling(int8, "fp32") == base
     assert expand_models([base], ["fp32", "int8"]) == [base, int8]
     with pytest.raises(BenchmarkError, match="fcn-edge quantize .*m.onnx --precision fp16"):
@@ -177,7 +181,7 @@ def test_precision_siblings(tiny, tmp_path):
 def test_cli_end_to_end(tiny, tmp_path, capsys):
     from fcn_edge.cli.main import main
 
-    int8 = write_tiny_onnx(tiny.with_name("tiny.int8.onnx"), precision="int8")
+    int8 = make_tiny_onnx(tiny.with_name("tiny.int8.onnx"), precision="int8")
     out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
     code = main(["benchmark", str(tiny), "--precision", "fp32,int8", "--input-size", "48x64,32x48",
                  "--batch", "2", "--iterations", "4", "--warmup", "1", "--frame-size", "30x40",
@@ -194,6 +198,32 @@ def test_cli_end_to_end(tiny, tmp_path, capsys):
     int8.unlink()
 
 
+def test_cli_cuda_graph_and_device_reach_the_variants(tiny, capsys):
+    from fcn_edge.cli.main import main
+
+    assert main(["benchmark", str(tiny), "--iterations", "2", "--warmup", "0", "--cuda-graph", "--device", "1"]) == 0
+    assert "note: --cuda-graph not used: it applies to TensorRT engines, this variant runs on onnxruntime" \
+        in capsys.readouterr().out
+    (variant,) = BenchConfig(cuda_graph=True, device=1, providers=("cpu",)).variants([tiny])
+    assert (variant.device, variant.cuda_graph, variant.providers) == (1, True, ("cpu",))
+
+
+def test_load_passes_cuda_graph_to_engines_and_providers_to_onnx(tiny, tmp_path, monkeypatch):
+    """Our own control flow only: a recorder stands in for load_segmenter."""
+    import fcn_edge.runtime
+    from fcn_edge.bench.sweep import _load
+
+    calls = []
+    monkeypatch.setattr(fcn_edge.runtime, "load_segmenter", lambda path, backend, **kw: calls.append((path, kw)))
+    engine = tmp_path / "m.plan"
+    engine.write_bytes(b"ftrt" + bytes(60))  # a TensorRT plan by its magic bytes
+    for model in (engine, tiny):
+        _load(Variant(model, providers=("cpu",), device=1, cuda_graph=True))
+    (_, on_engine), (_, on_onnx) = calls
+    assert on_engine == {"input_size": None, "device": 1, "threads": None, "cuda_graph": True}
+    assert on_onnx == {"input_size": None, "device": 1, "threads": None, "providers": ["cpu"]}
+
+
 def test_cli_json_to_stdout_and_bad_arguments(tiny, capsys, tmp_path):
     from fcn_edge.cli.main import main
     from fcn_edge.data import write_image
@@ -207,7 +237,7 @@ def test_cli_json_to_stdout_and_bad_arguments(tiny, capsys, tmp_path):
     assert main(["benchmark", str(tiny), "--iterations", "3", "--warmup", "0", "--json", "-", "--brief"]) == 0
     captured = capsys.readouterr()
     assert schema_errors(json.loads(captured.out)) == []  # stdout holds the JSON only
-    assert "Summary" in captured.err
+    assert "Summary" in captured.err and "System" in captured.err
     for bad, message in ((["--input-size", "48by64"], "HEIGHTxWIDTH"), (["--batch", "0"], "positive integer"),
                          (["--iterations", "3", "--duration", "1"], "not allowed with")):
         with pytest.raises(SystemExit) as exit_info:
@@ -233,12 +263,12 @@ def test_timing_clocks_follow_the_backend():
 
 
 def test_accuracy_through_fcn_edge_evaluate(tiny, system, tmp_path):
-    """Masks labelled by the model itself at 48x64 score 100% at 48x64, through the real evaluator."""
-    pytest.importorskip("fcn_edge.evaluate")
-    from bench_fixtures import CLASSES
+    """Masks labelled by the model itself at 48x64 score 100% at 48x64, through the real
+    evaluator; at another size the sweep's scores are the evaluator's at that size."""
     from fcn_edge.artifacts import read_onnx_meta
-    from fcn_edge.data import open_dataset, write_image, write_label_png
+    from fcn_edge.data import DatasetSpec, open_dataset, write_image, write_label_png
     from fcn_edge.data.classfile import write_class_file
+    from fcn_edge.evaluate import evaluate_dataset
     from fcn_edge.runtime import load_segmenter
 
     palette = read_onnx_meta(tiny).palette
@@ -253,8 +283,14 @@ def test_accuracy_through_fcn_edge_evaluate(tiny, system, tmp_path):
     report = run_sweep(expand_variants([tiny], sizes=[(48, 64), (32, 48)]), 1, FAST, system, dataset=dataset)
     same, other = (v.accuracy for v in report.variants)
     assert same.images == 2 and same.pixel_accuracy == pytest.approx(1.0) and same.mean_iu == pytest.approx(1.0)
-    assert 0.0 <= other.pixel_accuracy <= 1.0 and 0.0 <= other.mean_iu <= 1.0
+    with load_segmenter(tiny, input_size=(32, 48)) as segmenter:
+        expected = evaluate_dataset(segmenter, dataset, progress=False).metrics
+    assert (other.pixel_accuracy, other.mean_iu) == (expected.pixel_accuracy, expected.mean_iu)
     assert "mean IU" in render.format_summary(report)
+    # benchmark_models opens the dataset itself and honours its limit
+    limited = benchmark_models([tiny], BenchConfig(input_sizes=((48, 64),), run=FAST,
+                                                   data=DatasetSpec(str(tmp_path), limit=1)), system=system)
+    assert limited.variants[0].accuracy.images == 1
 
 
 def test_importing_the_benchmark_pulls_neither_torch_nor_matplotlib():
@@ -273,8 +309,9 @@ def test_instability_warning_and_one_hint_per_clock(tiny, system):
     warnings = render.warnings_of(report)
     assert len(warnings) == 4  # end-to-end and compute, for each variant
     assert all("is unstable, with coefficient of variation" in w for w in warnings)
-    text = render.format_report(report)
+    text = "\n".join(render.summary_lines(report, warnings=True))
     assert text.count("hint: unstable perf_counter timings") == 1 and "cpupower" in text
+    assert text.count("[W] ") == 4 and "[W] " not in "\n".join(render.summary_lines(report))
 
 
 def test_trtexec_beside_ours_control_flow(tiny, system, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from fcn_edge.bench.errors import BenchmarkError
 from fcn_edge.bench.stats import LatencyStats, instability_warning, stability_hint, summarize, throughput_fps
 
 
@@ -51,7 +52,7 @@ def test_single_sample():
     ([1.0, -0.5], "negative"),
 ])
 def test_bad_samples_are_refused(bad, words):
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(BenchmarkError, match=words):
         summarize(bad)
 
 

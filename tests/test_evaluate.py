@@ -93,4 +93,15 @@ def test_cli_evaluates_the_shipped_model(val_set, tmp_path, capsys):
     import json
 
     report = json.loads(out.read_text())
-    assert report["images"] == 3 and 0 <= report["mean_iu"] <= 1 and len(report["per_class"]) == 7
+    assert report["images"] == 3 and len(report["per_class"]) == 7
+    # the command is evaluate_model, which is evaluate_dataset over the runtime's Segmenter
+    from fcn_edge.data import DatasetSpec
+    from fcn_edge.evaluate import EvaluateConfig, evaluate_model
+    from fcn_edge.runtime import load_segmenter
+
+    library = evaluate_model(default_checkpoint(), DatasetSpec(str(val_set.root), limit=3),
+                             EvaluateConfig(progress=False))
+    with load_segmenter(default_checkpoint()) as segmenter:
+        direct = evaluate_dataset(segmenter, val_set, limit=3, progress=False)
+    assert report["mean_iu"] == library.metrics.mean_iu == direct.metrics.mean_iu
+    assert library.dataset == direct.dataset

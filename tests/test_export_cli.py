@@ -64,3 +64,48 @@ def test_bad_size_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit):
         main(["export", "fcn8s_resnet18", "--input-size", "320"])
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_files_are_told_by_content_not_suffix(tmp_path, capsys):
+    from tiny_models import make_tiny_onnx
+
+    onnx_file = make_tiny_onnx(tmp_path / "m.onnx")
+    disguised = tmp_path / "disguised.pt"
+    disguised.write_bytes(onnx_file.read_bytes())
+    hdf5 = tmp_path / "weights.h5"
+    hdf5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    for path, what in ((onnx_file, "an ONNX model"), (disguised, "an ONNX model"), (hdf5, "an HDF5 file")):
+        assert main(["export", str(path), "-o", str(tmp_path / "x.onnx")]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}: this is {what}" in err and "not a PyTorch checkpoint" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.onnx").exists()
+    assert main(["export", str(tmp_path / "absent.pt")]) == 2
+    assert "absent.pt: no such model file" in capsys.readouterr().err
+
+
+def test_classes_bring_names_and_palette(tmp_path, capsys):
+    """--classes FILE gives a bare state_dict its names and colours; on an fcn-edge checkpoint
+    it replaces the classes it carries, and the count must match either way."""
+    from tiny_models import make_tiny_checkpoint
+
+    torch.manual_seed(0)
+    bare = tmp_path / "bare.pt"
+    torch.save(build_model("fcn8s_tiny", 3).state_dict(), bare)
+    classes = tmp_path / "classes.txt"
+    classes.write_text("sky 1 2 3\nroad 4 5 6\ncar 7 8 9\n")
+    out = tmp_path / "bare.onnx"
+    assert main(["export", str(bare), "--arch", "fcn8s_tiny", "--classes", str(classes), "--input-size", "32x48",
+                 "-o", str(out), "--skip-parity"]) == 0
+    meta = read_onnx_meta(out)
+    assert meta.class_names == ("sky", "road", "car") and meta.palette == ((1, 2, 3), (4, 5, 6), (7, 8, 9))
+
+    own = make_tiny_checkpoint(tmp_path / "own.pt", classes=("a", "b", "c"))  # trained at 32x48
+    out = tmp_path / "own.onnx"
+    assert main(["export", str(own), "--classes", str(classes), "-o", str(out), "--skip-parity"]) == 0
+    meta = read_onnx_meta(out)
+    assert meta.class_names == ("sky", "road", "car") and meta.palette[2] == (7, 8, 9)
+    assert meta.input_size == (32, 48)  # the checkpoint's own size when --input-size is not given
+    assert any(step.startswith("classes replaced") for step in meta.history)
+    capsys.readouterr()
+    assert main(["export", str(own), "--classes", "voc", "-o", str(out)]) == 2
+    assert "the voc class list has 21 classes, the checkpoint 3" in capsys.readouterr().err

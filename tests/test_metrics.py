@@ -79,6 +79,12 @@ def test_bad_values_and_shapes_raise_data_error():
         cm.update(np.full((2, 2), 3, np.uint8), np.zeros((2, 2), np.uint8))
     with pytest.raises(DataError, match="m.png: prediction shape"):
         cm.update(np.zeros((2, 3), np.uint8), np.zeros((2, 2), np.uint8), "m.png")
+    with pytest.raises(DataError, match="num_classes must be >= 1, got 0"):
+        ConfusionMatrix(0)
+    with pytest.raises(DataError, match="cannot merge a confusion matrix of 2 classes into one of 3"):
+        cm.merge(ConfusionMatrix(2))
+    with pytest.raises(DataError, match="2 class names for a 3x3 confusion matrix"):
+        cm.metrics(["a", "b"])
 
 
 def test_all_ignored_gives_nan_not_a_crash():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fcn_edge.errors import FcnEdgeError
-from fcn_edge.models import build_model, list_models
+from fcn_edge.errors import UsageError
+from fcn_edge.models import UnknownModelError, build_model, list_models
 from fcn_edge.models.heads import bilinear_kernel
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -47,8 +47,20 @@ def test_registry_names():
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(FcnEdgeError, match="fcn8s_vgg16"):
+    with pytest.raises(UnknownModelError, match="unknown architecture 'fcn8s_vgg19'; known ones are: .*fcn8s_vgg16"):
         build_model("fcn8s_vgg19", 21)
+    with pytest.raises(UnknownModelError, match="num_classes must be a positive integer, got 0"):
+        build_model("fcn8s_tiny", 0)
+
+
+def test_registry_and_backbone_refuse_bad_names():
+    from fcn_edge.models.registry import DuplicateModelError, register
+    from fcn_edge.models.resnet import ResNetBackbone
+
+    with pytest.raises(DuplicateModelError, match="'fcn8s_tiny' is registered twice"):
+        register("fcn8s_tiny", "another", lambda n: None)
+    with pytest.raises(UsageError, match=r"ResNet depth 19 is not one of \[18, 34, 50, 101\]"):
+        ResNetBackbone(19)
 
 
 def test_fcn8s_vgg16_has_the_papers_134m_parameters():

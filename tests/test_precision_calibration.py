@@ -10,7 +10,7 @@ from fcn_edge.errors import DataError
 from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData, list_calibration_images
 from fcn_edge.runtime.preprocess import Preprocessor
 
-from precision_models import make_images
+from tiny_models import make_images
 
 UNFUSED = meta_for_classes("t", ["a", "b"], input_size=(24, 32))
 FUSED = UNFUSED.replace(input_layout="NHWC", input_dtype="uint8", channel_order="BGR")
@@ -100,9 +100,9 @@ def test_all_bad_set_is_an_error_listing_the_files(tmp_path):
 
 
 def test_bad_config_values_are_refused():
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="batch_size must be >= 1, got 0"):
         CalibrationConfig(batch_size=0)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="limit must be >= 1, got 0"):
         CalibrationConfig(limit=0)
 
 

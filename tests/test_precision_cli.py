@@ -1,4 +1,4 @@
-"""`fcn-edge quantize` and `fcn-edge compare` end to end on a tiny model and dataset."""
+"""`fcn-edge quantize` and `fcn-edge compare` end to end on the tiny model and a tiny dataset."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from fcn_edge.artifacts import read_onnx_meta
 from fcn_edge.cli.main import main
 
-from precision_models import make_dataset, make_images, make_tiny_onnx
+from tiny_models import make_dataset, make_images, make_tiny_onnx
 
 pytest.importorskip("onnxruntime")
 
@@ -35,12 +35,26 @@ def test_quantize_then_compare(setup, capsys, tmp_path):
     assert main(["compare", str(model)] + [str(v) for v in variants] +
                 ["--data", str(root / "data"), "--runs", "2", "--json", str(report), "--quiet"]) == 0
     table = capsys.readouterr().out
-    assert "mean IU" in table and "ORT CPU ms" in table
+    assert "mean IU" in table and "compute ms" in table and "4 images of" in table
     rows = json.loads(report.read_text())["reports"]
     assert [r["precision"] for r in rows] == ["fp32", "fp16", "int8", "int8"]
     assert rows[0]["agreement"] == 1.0 and rows[0]["max_abs_diff"] == 0.0
-    assert all(0.0 <= r["mean_iu"] <= 1.0 and r["latency_ms"] > 0 for r in rows)
-    assert rows[1]["max_abs_diff"] > 0 and rows[1]["agreement"] > 0.99
+    assert all(r["compute_ms"] > 0 and r["images"] == 4 for r in rows)
+    assert 0 < rows[1]["max_abs_diff"] < rows[2]["max_abs_diff"]  # fp16 is closer than int8
+    assert rows[1]["agreement"] > 0.99
+
+
+def test_keep_float_and_paths_share_one_vocabulary(setup, capsys, tmp_path):
+    root, model = setup
+    keep = "/backbone/block/Conv,/backbone/down8/Conv"
+    assert main(["quantize", str(model), "--precision", "int8", "--calib", str(root / "calib"), "--keep-float", keep,
+                 "--no-cache", "--quiet", "-o", str(tmp_path / "a.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert ("kept in float: /backbone/stem/Conv, /backbone/block/Conv, /backbone/down8/Conv, "
+            "/head/upscore8/ConvTranspose") in out  # the input and output paths by default, and the two named
+    assert main(["quantize", str(model), "--precision", "fp16", "--keep-float", "/backbone/block/Conv",
+                 "--include-output-path", "--include-input-path", "-o", str(tmp_path / "b.onnx")]) == 0
+    assert "kept in FP32: /backbone/block/Conv)" in capsys.readouterr().out
 
 
 def test_cli_errors_are_one_line_and_nonzero(setup, capsys, tmp_path):
@@ -50,3 +64,6 @@ def test_cli_errors_are_one_line_and_nonzero(setup, capsys, tmp_path):
     assert main(["quantize", str(model), "--precision", "int8", "--calib", str(tmp_path / "none"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none" in err
+    assert main(["compare", str(model), str(model), "--data", str(tmp_path / "none"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fcn-edge compare: error: ") and "dataset folder not found" in err

@@ -10,9 +10,11 @@ from fcn_edge.errors import PrecisionError
 from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData
 from fcn_edge.precision.fp16 import FP16Config, convert_fp16
 
-from precision_models import make_images, make_tiny_onnx
+from tiny_models import make_images, make_tiny_onnx
 
 ort = pytest.importorskip("onnxruntime")
+
+UPSCORE8 = "/head/upscore8/ConvTranspose"  # the output path of fcn8s_tiny
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("fp16")
     make_images(root / "imgs", 6, seed=5)
     return {"root": root, "unfused": make_tiny_onnx(root / "tiny.onnx"),
-            "fused": make_tiny_onnx(root / "tiny_fused.onnx", fused=True)}
+            "fused": make_tiny_onnx(root / "tiny_fused.onnx", fused=True, output_kind="mask")}
 
 
 def _io(model):
@@ -43,15 +45,19 @@ def test_fp16_keeps_io_types_and_runs_close_to_fp32(models, tmp_path, kind):
         assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.UINT8
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    assert len(convs) == 5 and all(weights[c.input[1]].dtype == np.float16 for c in convs[1:])
+    assert len(convs) == 8 and all(weights[c.input[1]].dtype == np.float16 for c in convs[1:])
     # the first conv reads the image and stays FP32 by default, as does fused preprocessing
-    assert weights[convs[0].input[1]].dtype == np.float32 and convs[0].name in result.fp32_nodes
+    assert convs[0].name.endswith("/backbone/stem/Conv")
+    assert weights[convs[0].input[1]].dtype == np.float32 and convs[0].name in result.kept_float
     if kind == "fused":  # normalisation of the uint8 frame stays FP32: its Cast still makes FLOAT
         first_cast = [n for n in model.graph.node if n.op_type == "Cast"][0]
         assert [a.i for a in first_cast.attribute if a.name == "to"] == [TensorProto.FLOAT]
-    # the last upsampling stays FP32 by default
-    up = [n for n in model.graph.node if n.op_type == "ConvTranspose"][0]
-    assert weights[up.input[1]].dtype == np.float32 and up.name in result.fp32_nodes
+    # the last upsampling stays FP32 by default; the two before it do not
+    ups = {n.name.rsplit("/head/", 1)[1]: n for n in model.graph.node if n.op_type == "ConvTranspose"}
+    assert {k: weights[n.input[1]].dtype for k, n in ups.items()} == {
+        "upscore2/ConvTranspose": np.float16, "upscore_pool4/ConvTranspose": np.float16,
+        "upscore8/ConvTranspose": np.float32}
+    assert ups["upscore8/ConvTranspose"].name in result.kept_float
     meta = read_onnx_meta(models[kind])
     feeds = list(CalibrationData(models["root"] / "imgs", meta, CalibrationConfig(progress=False)))
     ref, out = _run(models[kind], feeds), _run(result.path, feeds)
@@ -65,16 +71,17 @@ def test_fp16_keeps_io_types_and_runs_close_to_fp32(models, tmp_path, kind):
 
 def test_fp16_meta_and_options(models, tmp_path):
     result = convert_fp16(models["unfused"], tmp_path / "a.onnx",
-                          FP16Config(keep_output_path_fp32=False, keep_input_path_fp32=False,
-                                     fp32_nodes=("/conv2/Conv",)))
+                          FP16Config(include_input_path=True, include_output_path=True,
+                                     keep_float=("/backbone/block/Conv",)))
     meta = read_onnx_meta(result.path)
     assert meta.precision == "fp16" and meta.history[-1].startswith("fp16:")
     model = onnx.load(str(result.path))
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     dtypes = {n.name: weights[n.input[1]].dtype for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")}
-    assert dtypes["/conv2/Conv"] == np.float32 and dtypes["/up/ConvTranspose"] == np.float16
-    assert dtypes["/conv1/Conv"] == np.float16
+    assert dtypes["/backbone/block/Conv"] == np.float32 and dtypes[UPSCORE8] == np.float16
+    assert dtypes["/backbone/stem/Conv"] == np.float16
+    assert result.kept_float == ("/backbone/block/Conv",)
     with pytest.raises(PrecisionError, match="already fp16"):
         convert_fp16(result.path, tmp_path / "b.onnx")
-    with pytest.raises(PrecisionError, match="no_such_node"):
-        convert_fp16(models["unfused"], tmp_path / "c.onnx", FP16Config(fp32_nodes=("no_such_node",)))
+    with pytest.raises(PrecisionError, match=r"keep_float \(--keep-float\) names no node .*'no_such_node'"):
+        convert_fp16(models["unfused"], tmp_path / "c.onnx", FP16Config(keep_float=("no_such_node",)))

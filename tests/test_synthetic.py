@@ -16,6 +16,7 @@ from fcn_edge.data.synthetic import (
     generate_dataset,
     render_sample,
 )
+from fcn_edge.errors import DataError
 from fcn_edge.evaluate import ConfusionMatrix
 
 from video_fixtures import read_all
@@ -105,5 +106,5 @@ def test_clip_moves_pans_and_darkens(tmp_path):
 
 
 def test_unknown_split_is_refused():
-    with pytest.raises(ValueError, match="split must be one of"):
+    with pytest.raises(DataError, match="synthetic split 'test' is not one of"):
         render_sample(SMALL, "test", 0)

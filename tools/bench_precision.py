@@ -57,17 +57,19 @@ def quantize_in_child(model, calib, out, target, method, cache, use_cache, limit
 
 
 def ort_latencies(paths, runs, warmup, threads):
-    """Median ms per model, the models taking turns run by run (fair under machine load)."""
-    import onnxruntime as ort
+    """Median compute ms per model through the runtime on ORT's CPU provider, the models
+    taking turns run by run (fair under machine load), on one random frame at the input size."""
+    import contextlib
 
-    from fcn_edge.artifacts import read_onnx_meta
-    from fcn_edge.precision.compare import time_sessions
+    import numpy as np
 
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    sessions = [ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]) for p in paths]
-    return time_sessions(sessions, [read_onnx_meta(p) for p in paths], runs, warmup)
+    from fcn_edge.precision.compare import open_cpu_segmenter, time_segmenters
+
+    with contextlib.ExitStack() as stack:
+        segmenters = [stack.enter_context(open_cpu_segmenter(p, threads or None)) for p in paths]
+        h, w = segmenters[0].input_size
+        frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        return time_segmenters(segmenters, frame, runs, warmup)
 
 
 def _fused_convs(path, threads):
@@ -88,6 +90,7 @@ def _fused_convs(path, threads):
 
 
 def bench_vgg16(args) -> dict:
+    from fcn_edge.artifacts.variants import variant_tag
     from fcn_edge.export import ExportConfig, export_architecture
 
     work = Path(args.workdir)
@@ -106,7 +109,7 @@ def bench_vgg16(args) -> dict:
             ("onnxruntime", None, True, "int8 ORT (uint8 act.)"),
             ("tensorrt", "int8", True, "int8 TensorRT (int8 weights)"))
     for target, storage, use_cache, label in runs:
-        suffix = {"tensorrt": "int8", "onnxruntime": "int8-ort"}[target] + ("-w8" if storage else "")
+        suffix = variant_tag("int8", target) + ("-w8" if storage else "")  # -w8: int8 weight storage
         out = work / f"{fp32.stem}.{suffix}.onnx"
         if args.reuse and out.is_file():
             rows[label] = out
@@ -134,6 +137,7 @@ def bench_vgg16(args) -> dict:
 
 
 def bench_default(args) -> dict:
+    from fcn_edge.data import DatasetSpec
     from fcn_edge.export import ExportConfig, export_checkpoint
     from fcn_edge.precision.compare import CompareConfig, compare_variants, format_table
     from fcn_edge.precision.fp16 import convert_fp16
@@ -153,9 +157,9 @@ def bench_default(args) -> dict:
         for target in ("tensorrt", "onnxruntime"):
             variants.append(quantize_int8(fp32, args.calib, None, QuantizeConfig(
                 target=target, method=args.method, cache_dir=str(work / "cache"),
-                quantize_output_path=args.quantize_output_path)).path)
-        reports = compare_variants(fp32, variants, args.data, args.split,
-                                   CompareConfig(latency_runs=args.runs, threads=args.threads))
+                include_output_path=args.include_output_path)).path)
+        reports = compare_variants(fp32, variants, DatasetSpec(args.data, args.split),
+                                   CompareConfig(latency_runs=args.runs, threads=args.threads or None))
         print(f"\n{fp32.name}: {reports[0].images} images of {args.data} ({reports[0].split})")
         print(format_table(reports))
         ref = reports[0]
@@ -186,7 +190,7 @@ def main(argv=None) -> int:
     d.add_argument("--split", default="val")
     d.add_argument("--input-size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
     d.add_argument("--fused", action="store_true", help="also the fused uint8-in / mask-out export")
-    d.add_argument("--quantize-output-path", action="store_true")
+    d.add_argument("--include-output-path", action="store_true", help="also quantise the last upsampling layer")
     d.add_argument("--checkpoint", help="checkpoint to export (default: the shipped default model)")
     v = sub.choices["vgg16"]
     v.add_argument("--arch", default="fcn8s_vgg16")

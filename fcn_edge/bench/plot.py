@@ -9,15 +9,14 @@ here only, on the non-interactive Agg backend, so a headless Jetson can write th
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List
 
 from fcn_edge.artifacts.variants import split_variant
+from fcn_edge.atomic import atomic_path
+from fcn_edge.bench.errors import BenchmarkError
 from fcn_edge.bench.runner import STAGES
 from fcn_edge.bench.sweep import BenchReport
-from fcn_edge.errors import FcnEdgeError
 from fcn_edge.optional import require
 
 PRECISION_COLOURS = {"fp32": "#1f77b4", "fp16": "#ff7f0e", "int8": "#2ca02c", "int8-ort": "#d62728"}
@@ -49,7 +48,7 @@ def _unique_labels(report: BenchReport) -> List[str]:
 def write_plot(report: BenchReport, path: Path, dpi: int = 120) -> Path:
     """Render the report to ``path`` (PNG, or any format matplotlib knows by suffix)."""
     if not report.variants:
-        raise FcnEdgeError("nothing to plot: the report holds no variants")
+        raise BenchmarkError("nothing to plot: the report holds no variants")
     matplotlib = require("matplotlib", "--plot")
     matplotlib.use("Agg", force=True)
     from matplotlib import pyplot as plt
@@ -69,15 +68,8 @@ def write_plot(report: BenchReport, path: Path, dpi: int = 120) -> Path:
                      fontsize=10)
         fig.tight_layout()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=str(path.parent))
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=dpi)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix[1:].lower() or "png")
     finally:
         plt.close(fig)
     return path

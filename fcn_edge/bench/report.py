@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import List, Sequence
 
-from fcn_edge.atomic import write_json_atomic
+from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.bench.runner import END_TO_END, STAGES, RunResult
 from fcn_edge.bench.sweep import BenchReport, VariantResult
 
@@ -127,21 +126,33 @@ def input_description(cfg) -> str:
     return f"synthetic {cfg.frame_size[0]}x{cfg.frame_size[1]} BGR frames (height x width)"
 
 
-def format_report(report: BenchReport, details: bool = True) -> str:
-    parts = ["System", *("  " + line for line in report.system.lines())]
-    if report.system.jetson and report.system.jetson.hint:
-        parts.append(f"[W] {report.system.jetson.hint}")
-    cfg = report.config
+def system_lines(system) -> List[str]:
+    """The machine, and on a Jetson whose clocks float, the warning to pin them."""
+    lines = ["System", *("  " + line for line in system.lines())]
+    if system.jetson and system.jetson.hint:
+        lines.append(f"[W] {system.jetson.hint}")
+    return lines
+
+
+def timing_line(cfg) -> str:
+    """What one variant's timing is: the bound, the warm-up and the frames fed."""
     bound = f"{cfg.iterations} calls" if cfg.iterations else f"{cfg.duration_s:g} s (at least {cfg.min_iterations} calls)"
-    parts.append(f"Timed {bound} after {cfg.warmup} warm-up calls, on {input_description(cfg)}; "
-                 "latencies are per call, in ms")
-    if details:
-        for variant in report.variants:
-            parts += ["", format_variant(variant)]
-    parts += ["", "Summary (batch 1 latency" + (f"; throughput at batch 1 and {report.batch}" if report.batch > 1 else "") + ")",
-              format_summary(report)]
-    parts += [f"hint: {hint}" for hint in stability_hints(report)]
-    return "\n".join(parts)
+    if cfg.rounds > 1:
+        bound += f" in {cfg.rounds} interleaved rounds"
+    return (f"Timing each variant: {bound} per batch size after {cfg.warmup} warm-up calls, on "
+            f"{input_description(cfg)}; latencies are per call, in ms")
+
+
+def summary_lines(report: BenchReport, warnings: bool = False) -> List[str]:
+    """The summary table, the variants' instability warnings (when asked: the detailed
+    blocks already show them) and one hint per unstable clock."""
+    title = "Summary (batch 1 latency" + (
+        f"; throughput at batch 1 and {report.batch}" if report.batch > 1 else "") + ")"
+    lines = [title, format_summary(report)]
+    if warnings:
+        lines += [f"[W] {warning}" for warning in warnings_of(report)]
+    lines += [f"hint: {hint}" for hint in stability_hints(report)]
+    return lines
 
 
 CSV_COLUMNS = (
@@ -172,28 +183,7 @@ def report_csv(report: BenchReport) -> str:
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(report_csv(report))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json(report: BenchReport, path: Path, samples: bool = True) -> Path:
-    return write_json_atomic(path, report.as_dict(samples))
-
-
-def report_json(report: BenchReport, samples: bool = True) -> str:
-    return json.dumps(report.as_dict(samples), indent=2, sort_keys=True)
+    return write_bytes_atomic(path, report_csv(report).encode())
 
 
 def warnings_of(report: BenchReport) -> List[str]:

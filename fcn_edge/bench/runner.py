@@ -17,8 +17,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from fcn_edge.bench.errors import BenchmarkError
 from fcn_edge.bench.stats import LatencyStats, instability_warning, summarize, throughput_fps
-from fcn_edge.errors import FcnEdgeError
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ DEVICE_STAGES = ("h2d", "compute", "d2h")
 END_TO_END = "end_to_end"
 HOST_CLOCK = "perf_counter"
 DEVICE_CLOCK = "cuda_event"
-
-
-class BenchmarkError(FcnEdgeError):
-    """A benchmark cannot run as configured."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from fcn_edge.bench.errors import BenchmarkError
+
 PERCENTILES = (50, 90, 95, 99)
 
 # trtexec warns when the GPU compute time varies by more than 1%; timings taken with the
@@ -64,11 +66,11 @@ def summarize(samples_ms: Sequence[float]) -> LatencyStats:
     """Statistics of a non-empty series of finite, non-negative latencies in ms."""
     values = np.asarray(samples_ms, dtype=np.float64).ravel()
     if values.size == 0:
-        raise ValueError("no latency samples to summarize")
+        raise BenchmarkError("no latency samples to summarize")
     if not np.all(np.isfinite(values)):
-        raise ValueError(f"latency samples contain {int(np.sum(~np.isfinite(values)))} non-finite values")
+        raise BenchmarkError(f"latency samples contain {int(np.sum(~np.isfinite(values)))} non-finite values")
     if np.any(values < 0):
-        raise ValueError(f"latency samples contain negative values (min {values.min():.6g} ms)")
+        raise BenchmarkError(f"latency samples contain negative values (min {values.min():.6g} ms)")
     p50, p90, p95, p99 = np.percentile(values, PERCENTILES)
     return LatencyStats(
         count=int(values.size),

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from fcn_edge.bench.runner import BenchmarkError, RunConfig, RunResult, batches_to_run, merge_runs, run_benchmark
+from fcn_edge.bench.errors import BenchmarkError
+from fcn_edge.bench.runner import RunConfig, RunResult, batches_to_run, merge_runs, run_benchmark
 from fcn_edge.bench.sysinfo import SystemInfo
 from fcn_edge.bench.trtexec import TrtexecError, TrtexecSummary, run_trtexec
 from fcn_edge.bench.variants import Variant
@@ -133,13 +134,17 @@ def evaluate_accuracy(segmenter, dataset, limit: Optional[int] = None) -> Accura
 
 
 def _load(variant: Variant):
+    """The variant's Segmenter; providers go to an ONNX model only, a CUDA graph to an
+    engine only (the only files those backends run), so one sweep can mix both."""
+    from fcn_edge.artifacts import model_kind
     from fcn_edge.runtime import load_segmenter
 
-    kwargs: Dict[str, Any] = {"input_size": variant.input_size}
-    if variant.model.suffix.lower() == ".onnx" and variant.backend in ("auto", "onnxruntime", "ort"):
-        kwargs["providers"] = list(variant.providers) if variant.providers else None
-    if variant.threads:
-        kwargs["threads"] = variant.threads
+    kind = model_kind(variant.model).kind
+    kwargs: Dict[str, Any] = {"input_size": variant.input_size, "device": variant.device, "threads": variant.threads}
+    if kind == "onnx" and variant.providers:
+        kwargs["providers"] = list(variant.providers)
+    if kind == "engine" and variant.cuda_graph:
+        kwargs["cuda_graph"] = True
     return load_segmenter(variant.model, variant.backend, **kwargs)
 
 
@@ -186,6 +191,12 @@ def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtex
                 notes.append(f"trtexec failed: {exc}")
     if config.rounds > 1:
         notes.append(f"timed in {config.rounds} rounds interleaved with the other variants; samples pooled")
+    if variant.cuda_graph and segmenter.backend.name != "tensorrt":
+        notes.append(f"--cuda-graph not used: it applies to TensorRT engines, this variant runs on "
+                     f"{segmenter.backend.name}")
+    if variant.providers and segmenter.backend.name != "onnxruntime":
+        notes.append(f"--providers not used: they apply to ONNX Runtime, this variant runs on "
+                     f"{segmenter.backend.name}")
     return VariantResult(
         model=str(variant.model),
         architecture=meta.architecture,

@@ -13,19 +13,24 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 from fcn_edge.artifacts.shapes import Size
 from fcn_edge.artifacts.variants import split_variant, variant_path
-from fcn_edge.bench.runner import BenchmarkError
-
+from fcn_edge.bench.errors import BenchmarkError
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One thing to time: a model file on a backend at an input size (None: the meta's)."""
+    """One thing to time: a model file on a backend at an input size (None: the meta's).
+
+    ``providers`` apply to an ONNX model, ``cuda_graph`` to a TensorRT engine; ``device``
+    is the CUDA device of either.
+    """
 
     model: Path
     backend: str = "auto"
     input_size: Optional[Size] = None
     providers: Optional[Tuple[str, ...]] = None
     threads: Optional[int] = None
+    device: int = 0
+    cuda_graph: bool = False
 
     @property
     def label(self) -> str:
@@ -72,10 +77,12 @@ def expand_variants(
     sizes: Sequence[Optional[Size]] = (None,),
     providers: Optional[Sequence[str]] = None,
     threads: Optional[int] = None,
+    device: int = 0,
+    cuda_graph: bool = False,
 ) -> List[Variant]:
     """The cartesian product, model-major so a table groups each model's rows together."""
     provider_tuple = tuple(providers) if providers else None
     return [
-        Variant(Path(model), backend, size, provider_tuple, threads)
+        Variant(Path(model), backend, size, provider_tuple, threads, device, cuda_graph)
         for model, size, backend in itertools.product(list(models), list(sizes) or [None], list(backends) or ["auto"])
     ]

@@ -199,6 +199,13 @@ def add_data_options(p: argparse.ArgumentParser, required: bool = False, default
     add_limit(group, "use only the first N images of the split")
 
 
+def data_spec(args: argparse.Namespace):
+    """The flags of :func:`add_data_options` as a :class:`~fcn_edge.data.DatasetSpec`."""
+    from fcn_edge.data.formats import DatasetSpec
+
+    return DatasetSpec(args.data, args.split, args.data_format, args.limit)
+
+
 def add_calib(p, help: str = "calibration set: a folder of images or a manifest with one path per line "
               "(see calibration/README.md); 'default' is the built-in model's set") -> None:
     p.add_argument("--calib", metavar="DIR|LIST", help=help)

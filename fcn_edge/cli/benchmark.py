@@ -9,7 +9,7 @@ from pathlib import Path
 from fcn_edge.artifacts.variants import VARIANT_TAGS
 from fcn_edge.cli.args import (
     ExtendList, add_backend_options, add_batch, add_data_options, add_input_size, add_json, add_model_argument,
-    comma_choices, default_model, non_negative_int, positive_float, positive_int, size_hw,
+    comma_choices, data_spec, default_model, non_negative_int, positive_float, positive_int, size_hw, write_json_report,
 )
 
 EPILOG = """\
@@ -70,73 +70,47 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from fcn_edge.bench import report as render
-    from fcn_edge.bench.runner import BenchmarkError, RunConfig
-    from fcn_edge.bench.sweep import evaluate_accuracy, run_sweep
+    from fcn_edge.bench.benchmark import BenchConfig, benchmark_models
+    from fcn_edge.bench.runner import RunConfig
     from fcn_edge.bench.sysinfo import collect_system_info
-    from fcn_edge.bench.variants import expand_models, expand_variants
 
-    if args.trtexec:
-        from fcn_edge.bench.trtexec import trtexec_path
-
-        if trtexec_path() is None:
-            raise BenchmarkError("--trtexec: trtexec is not on PATH (JetPack: /usr/src/tensorrt/bin)")
-    config = RunConfig(
-        iterations=args.iterations,
-        duration_s=None if args.iterations is not None else (args.duration or 3.0),
-        warmup=args.warmup,
-        frame_size=tuple(args.frame_size),
-        cv_threshold=None if args.cv_threshold is None else args.cv_threshold / 100.0,
-        image=str(args.image) if args.image else None,
-        rounds=args.rounds,
+    config = BenchConfig(
+        precisions=tuple(args.precision or ()),
+        input_sizes=tuple(args.input_size or [None]),
+        backends=tuple(args.backend or ["auto"]),
+        providers=tuple(args.providers) if args.providers else None,
+        device=args.device,
+        threads=args.threads,
+        cuda_graph=args.cuda_graph,
+        batch=args.batch,
+        run=RunConfig(
+            iterations=args.iterations,
+            duration_s=None if args.iterations is not None else (args.duration or 3.0),
+            warmup=args.warmup,
+            frame_size=tuple(args.frame_size),
+            cv_threshold=None if args.cv_threshold is None else args.cv_threshold / 100.0,
+            image=str(args.image) if args.image else None,
+            rounds=args.rounds,
+        ),
+        data=data_spec(args) if args.data else None,
+        trtexec=args.trtexec,
     )
-    sizes = args.input_size or [None]
-    models = expand_models([Path(m) for m in args.model] or [default_model()], args.precision)
-    variants = expand_variants(models, args.backend or ["auto"], sizes, args.providers, args.threads)
+    models = [Path(m) for m in args.model] or [default_model()]
 
-    dataset = None
-    if args.data:
-        from fcn_edge.data import open_dataset
-
-        dataset = open_dataset(args.data, args.split, args.data_format)
-
-    to_stdout = str(args.json) == "-"
-    out = sys.stderr if to_stdout else sys.stdout
+    out = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     system = collect_system_info()
-    print("System", file=out)
-    for line in system.lines():
-        print(f"  {line}", file=out)
-    if system.jetson and system.jetson.hint:
-        print(f"[W] {system.jetson.hint}", file=out)
-    bound = (f"{config.iterations} calls" if config.iterations
-             else f"{config.duration_s:g} s (at least {config.min_iterations} calls)")
-    if config.rounds > 1:
-        bound += f" in {config.rounds} interleaved rounds"
-    print(f"Timing {len(variants)} variant(s): {bound} per batch size after {config.warmup} warm-up "
-          f"calls, on {render.input_description(config)}", file=out)
+    print("\n".join(render.system_lines(system)), file=out)
+    print(render.timing_line(config.run), file=out)
 
     def show(result):
         if not args.brief:
             print("\n" + render.format_variant(result), file=out, flush=True)
 
-    def evaluator(segmenter, data):
-        return evaluate_accuracy(segmenter, data, limit=args.limit)
-
-    report = run_sweep(variants, args.batch, config, system, dataset=dataset, evaluator=evaluator,
-                       trtexec=args.trtexec, on_result=show)
-    summary_title = "Summary (batch 1 latency" + (
-        f"; throughput at batch 1 and {args.batch}" if args.batch > 1 else "") + ")"
-    print("\n" + summary_title, file=out)
-    print(render.format_summary(report), file=out)
-    if args.brief:
-        for warning in render.warnings_of(report):
-            print(f"[W] {warning}", file=out)
-    for hint in render.stability_hints(report):
-        print(f"hint: {hint}", file=out)
-    if args.json:
-        if to_stdout:
-            print(render.report_json(report))
-        else:
-            print(f"wrote {render.write_json(report, args.json)}", file=out)
+    report = benchmark_models(models, config, system=system, on_result=show)
+    print("\n" + "\n".join(render.summary_lines(report, warnings=args.brief)), file=out)
+    where = write_json_report(args.json, report.as_dict())
+    if where and where != "stdout":
+        print(f"wrote {where}", file=out)
     if args.csv:
         print(f"wrote {render.write_csv(report, args.csv)}", file=out)
     if args.plot:

@@ -18,8 +18,8 @@ import argparse
 import sys
 
 from fcn_edge.cli.args import (
-    add_backend_options, add_data_options, add_input_size, add_json, add_model_argument, add_quiet, model_or_default,
-    write_json_report,
+    add_backend_options, add_data_options, add_input_size, add_json, add_model_argument, add_quiet, data_spec,
+    model_or_default, write_json_report,
 )
 
 
@@ -38,17 +38,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_edge.data.formats import open_dataset
     from fcn_edge.evaluate.report import format_metrics
-    from fcn_edge.evaluate.runner import evaluate_dataset
-    from fcn_edge.runtime import load_segmenter
+    from fcn_edge.evaluate.runner import EvaluateConfig, evaluate_model
 
     model = model_or_default(args.model)
-    dataset = open_dataset(args.data, args.split, args.data_format)
-    with load_segmenter(model, args.backend, input_size=args.input_size, providers=args.providers, device=args.device,
-                        threads=args.threads, cuda_graph=args.cuda_graph) as segmenter:
-        report = evaluate_dataset(segmenter, dataset, limit=args.limit, progress=not args.quiet,
-                                  model_name=str(model))
+    report = evaluate_model(model, data_spec(args), EvaluateConfig(
+        backend=args.backend, providers=tuple(args.providers) if args.providers else None, device=args.device,
+        threads=args.threads, cuda_graph=args.cuda_graph, input_size=args.input_size, progress=not args.quiet))
     out = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     print(f"model:   {model}", file=out)
     print(f"data:    {report.dataset} ({report.images} evaluated)", file=out)

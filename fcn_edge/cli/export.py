@@ -2,7 +2,8 @@
 
 MODEL is a registry name (random weights, for benchmarks and tests; see --list) or a
 checkpoint: fcn-edge's own .pt, torchvision's fcn_resnet50/101 state_dict, or a
-pytorch-fcn FCN32s/16s/8s. Sizes are HEIGHTxWIDTH (e.g. 256x320).
+pytorch-fcn FCN32s/16s/8s, told by its content whatever its suffix. Sizes are
+HEIGHTxWIDTH (e.g. 256x320).
 
 Examples:
   fcn-edge export fcn8s_resnet18 --input-size 320x320 -o fcn8s_resnet18.onnx
@@ -16,13 +17,10 @@ import argparse
 from pathlib import Path
 
 from fcn_edge.classes import DATASETS
-
 from fcn_edge.cli.args import (
     add_input_size, add_json, add_model_argument, add_out, non_negative_float, positive_int, size_hw,
     write_json_report,
 )
-
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,8 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--arch", help="architecture of a bare state_dict (checked against other formats)")
     src.add_argument("--classes", metavar="NAME|FILE|N",
                      help="class names and palette: a built-in list (" + ", ".join(sorted(DATASETS))
-                     + "), a classes.txt, or a count (names class_0..); default: voc for 21 classes, "
-                     "cityscapes for 19, the checkpoint's own when it has ModelMeta")
+                     + "), a classes.txt (with colours: 'name R G B'), or a count (names class_0..); "
+                     "default: the checkpoint's own when it has ModelMeta (given, it replaces them), else voc for "
+                     "21 classes, cityscapes for 19; the count must be the model's")
     src.add_argument("--seed", type=int, default=0, help="seed of a registry model's random weights and of the parity inputs")
     shape = p.add_argument_group("shapes")
     add_input_size(shape, "example and optimal size (default: the checkpoint's trained size, else 320x320)")
@@ -62,12 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _is_checkpoint(text: str) -> bool:
-    path = Path(text)
-    return path.suffix.lower() in CHECKPOINT_SUFFIXES or path.exists()
-
-
-def _describe(report, meta) -> str:
+def _describe(report) -> str:
+    meta = report.meta
     mib = report.file_bytes / 2**20
     slim = f"onnxslim {report.nodes_exported} -> {report.nodes_final} nodes" if report.simplified else f"{report.nodes_final} nodes, not simplified"
     layout = "uint8 NHWC BGR frames, normalised in the graph" if meta.fused_preprocess else "float NCHW RGB, normalised on the host"
@@ -99,7 +94,7 @@ def _describe(report, meta) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_edge.errors import ExportError
+    from fcn_edge.errors import UsageError
 
     if args.list:
         from fcn_edge.models import list_models, model_spec
@@ -108,27 +103,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<22} {model_spec(name).description}")
         return 0
     if not args.model:
-        raise ExportError("name a checkpoint or a registry model (fcn-edge export --list shows the names)")
-
-    from fcn_edge.artifacts import read_onnx_meta
-    from fcn_edge.export import ExportConfig, export_architecture, export_model
+        raise UsageError("name a checkpoint or a registry model (fcn-edge export --list shows the names)")
 
     from fcn_edge.classes import resolve_classes
+    from fcn_edge.export import ExportConfig, export_onnx
 
-    classes = resolve_classes(args.classes) if args.classes else None
-    checkpoint = _is_checkpoint(args.model)
-    out: Path = args.out or Path(Path(args.model).stem + ".onnx")
-    loaded = None
-    if checkpoint:
-        from fcn_edge.models.checkpoint import load_checkpoint
-
-        loaded = load_checkpoint(args.model, architecture=args.arch,
-                                 dataset=classes.dataset if classes and classes.dataset else None,
-                                 class_names=classes.names if classes and not classes.dataset else None)
-    input_size = args.input_size or (tuple(loaded.meta.input_size) if loaded else (320, 320))
     dynamic = not args.fixed_shape
     config = ExportConfig(
-        input_size=input_size,
+        input_size=args.input_size,
         dynamic_batch=dynamic,
         dynamic_shape=dynamic,
         min_size=args.min_size if dynamic else None,
@@ -145,27 +127,10 @@ def run(args: argparse.Namespace) -> int:
         rtol=args.rtol,
         seed=args.seed,
     )
-    if loaded is not None:
-        meta = loaded.meta.with_history(f"import: {loaded.source_format} checkpoint {Path(args.model).name}")
-        report = export_model(loaded.model, meta, out, config, source_hash=loaded.sha256)
-    else:
-        report = export_architecture(args.model, out, config, classes=classes, seed=args.seed)
-    meta = read_onnx_meta(report.path)
-    if args.json:
-        data = {
-            "path": str(report.path), "opset": report.opset, "exporter": report.exporter,
-            "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),
-            "nodes_exported": report.nodes_exported, "nodes_final": report.nodes_final,
-            "file_bytes": report.file_bytes, "seconds": round(report.seconds, 3),
-            "parity": None if report.parity is None else {
-                "shapes": [list(s) for s in report.parity.shapes],
-                "max_abs_diff": report.parity.max_abs_diff,
-                "tolerance": report.parity.tolerance,
-                "argmax_agreement": report.parity.argmax_agreement,
-            },
-            "notes": list(report.notes), "meta": meta.to_dict(),
-        }
-        write_json_report(args.json, data)
+    out: Path = args.out or Path(Path(args.model).stem + ".onnx")
+    report = export_onnx(args.model, out, config, classes=resolve_classes(args.classes) if args.classes else None,
+                         architecture=args.arch, seed=args.seed)
+    write_json_report(args.json, report.to_dict())
     if args.json != "-":
-        print(_describe(report, meta))
+        print(_describe(report))
     return 0

@@ -15,7 +15,8 @@ import logging
 from pathlib import Path
 
 from fcn_edge.cli.args import (
-    add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, positive_float, positive_int,
+    ExtendList, add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, comma_items, positive_float,
+    positive_int,
 )
 
 log = logging.getLogger("fcn_edge.cli.quantize")
@@ -30,8 +31,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_model_argument(p, "the FP32 ONNX written by `fcn-edge export`")
     p.add_argument("--precision", choices=("int8", "fp16"), required=True)
     add_out(p, "output path (default: MODEL.int8.onnx, MODEL.int8-ort.onnx or MODEL.fp16.onnx beside MODEL)")
-    p.add_argument("--keep-float", action="append", default=[], metavar="NODE",
-                   help="keep this node in FP32: not quantised (int8), not converted (fp16); repeatable")
+    p.add_argument("--keep-float", type=comma_items, action=ExtendList, default=[], metavar="NODE[,NODE...]",
+                   help="keep these nodes in FP32: not quantised (int8), not converted (fp16); repeatable")
     p.add_argument("--include-input-path", action="store_true",
                    help="also reduce the first conv, which reads the image (and, for fp16, fused preprocessing); "
                    "kept in FP32 by default")
@@ -57,35 +58,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fcn_edge.artifacts import read_onnx_meta
     from fcn_edge.errors import PrecisionError
 
     model = Path(args.model)
+    # one vocabulary for both precisions: FP16Config and QuantizeConfig take the same fields
+    kept = dict(keep_float=tuple(args.keep_float), include_input_path=args.include_input_path,
+                include_output_path=args.include_output_path)
     if args.precision == "fp16":
         from fcn_edge.precision.fp16 import FP16Config, convert_fp16
 
         if args.calib:
             log.info("--calib is not used for fp16")
-        result = convert_fp16(model, args.out, FP16Config(
-            keep_output_path_fp32=not args.include_output_path, keep_input_path_fp32=not args.include_input_path,
-            fp32_nodes=tuple(args.keep_float)))
-        print(f"wrote {result.path} (fp16; FP32 nodes: {', '.join(result.fp32_nodes) or 'none'})")
+        result = convert_fp16(model, args.out, FP16Config(**kept))
+        print(f"wrote {result.path} (fp16; kept in FP32: {', '.join(result.kept_float) or 'none'})")
         return 0
 
     from fcn_edge.precision.quantize import QuantizeConfig, quantize_int8
 
     if not args.calib:
         raise PrecisionError("--precision int8 needs a calibration set: --calib DIR|LIST "
-                             "(the default model's is calibration/default; see calibration/README.md)")
+                             "('default': the default model's set; see calibration/README.md)")
     config = QuantizeConfig(
         target=args.target, method=args.method, percentile=args.percentile, weight_storage=args.weights,
-        quantize_output_path=args.include_output_path, quantize_input_path=args.include_input_path,
-        exclude=tuple(args.keep_float),
         batch_size=args.batch, limit=args.limit, memory_budget_mb=args.memory_budget,
-        cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet,
+        cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet, **kept,
     )
-    result = quantize_int8(model, args.calib, args.out, config)
-    meta = read_onnx_meta(result.path)
+    # --calib 'default' (the built-in set) resolves through precision.calibration.resolve_calibration_source,
+    # which lands with another branch; until then the flag is taken as the path it names
+    result = quantize_int8(model, Path(args.calib), args.out, config)
     c = result.counts
     print(f"wrote {result.path} (int8 for {args.target}, {args.method} calibration on "
           f"{result.images_used} images{'; cached ranges' if result.cache_hit else ''})")
@@ -96,5 +96,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  skipped {result.images_skipped} unreadable calibration images (listed in the warning above)")
     if result.cache_file is not None:
         print(f"  calibration cache: {result.cache_file}")
-    log.debug("meta history: %s", meta.history)
+    log.debug("meta history: %s", result.meta.history)
     return 0

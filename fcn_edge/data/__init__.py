@@ -7,15 +7,17 @@ masks. :mod:`fcn_edge.data.synthetic` generates the built-in street-scene set an
 """
 
 from fcn_edge.data.dataset import Sample, SamplePaths, SegmentationDataset
-from fcn_edge.data.formats import FORMATS, SYNTHETIC, detect_format, open_dataset
+from fcn_edge.data.formats import FORMATS, SYNTHETIC, DatasetSpec, dataset_spec, detect_format, open_dataset
 from fcn_edge.data.images import read_image, read_label_png, write_image, write_label_png
 
 __all__ = [
     "FORMATS",
     "SYNTHETIC",
+    "DatasetSpec",
     "Sample",
     "SamplePaths",
     "SegmentationDataset",
+    "dataset_spec",
     "detect_format",
     "open_dataset",
     "read_image",

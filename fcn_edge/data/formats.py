@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from fcn_edge.data.cityscapes import is_cityscapes_root, open_cityscapes
 from fcn_edge.data.dataset import SegmentationDataset
@@ -74,4 +75,39 @@ def open_dataset(
     return open_folder(root, split, class_names)
 
 
-__all__ = ["FORMATS", "SYNTHETIC", "default_split", "detect_format", "open_dataset", "resolve_root"]
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which labelled images a command reads: the CLI's ``--data``, ``--split``,
+    ``--data-format`` and ``--limit``, as evaluate, compare and benchmark all take them."""
+
+    root: str = SYNTHETIC  # a dataset folder, or "synthetic"
+    split: Optional[str] = None  # None: val (every image of a folder pair without split lists)
+    data_format: str = "auto"
+    limit: Optional[int] = None  # only the first N images of the split
+
+    def __post_init__(self) -> None:
+        if self.data_format not in FORMATS:
+            raise DataError(f"unknown dataset format {self.data_format!r}; choose one of {FORMATS}")
+        if self.limit is not None and self.limit < 1:
+            raise DataError(f"dataset limit must be >= 1 image, got {self.limit}")
+
+    def open(self, class_names: Optional[Sequence[str]] = None) -> SegmentationDataset:
+        return open_dataset(self.root, self.split, self.data_format, class_names)
+
+    def count(self, dataset: SegmentationDataset) -> int:
+        """How many of ``dataset``'s images to use."""
+        return len(dataset) if self.limit is None else min(self.limit, len(dataset))
+
+
+DataLike = Union[DatasetSpec, PathLike]
+
+
+def dataset_spec(data: DataLike) -> DatasetSpec:
+    """``data`` as a DatasetSpec: a spec is kept, a path (or "synthetic") is its root."""
+    return data if isinstance(data, DatasetSpec) else DatasetSpec(str(data))
+
+
+__all__ = [
+    "FORMATS", "SYNTHETIC", "DataLike", "DatasetSpec", "dataset_spec", "default_split", "detect_format",
+    "open_dataset", "resolve_root",
+]

@@ -53,7 +53,7 @@ def full_palette(class_palette: Sequence[RGB], ignore_index: int = 255) -> Tuple
     distinct unused colours elsewhere, so that a stray index is never mistaken for a class."""
     colours = [tuple(int(c) for c in colour) for colour in class_palette]
     if len(colours) > 256:
-        raise ValueError(f"a palette PNG holds at most 256 classes, got {len(colours)}")
+        raise DataError(f"a palette PNG holds at most 256 classes, got {len(colours)}")
     taken = set(colours)
     if 0 <= ignore_index < 256:
         taken.add(IGNORE_COLOUR)

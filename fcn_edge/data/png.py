@@ -72,10 +72,10 @@ def encode_palette_png(indices: np.ndarray, palette: Sequence[Tuple[int, int, in
     """An 8-bit palette PNG of ``indices`` (H, W uint8) with ``palette`` (<= 256 RGB colours)."""
     indices = np.ascontiguousarray(indices)
     if indices.ndim != 2 or indices.dtype != np.uint8:
-        raise ValueError(f"palette PNG needs an (H, W) uint8 array, got {indices.shape} {indices.dtype}")
+        raise DataError(f"a palette PNG needs an (H, W) uint8 array, got {indices.shape} {indices.dtype}")
     colours = np.asarray(palette, np.uint8).reshape(-1, 3)
     if not 1 <= len(colours) <= 256:
-        raise ValueError(f"a PNG palette holds 1..256 colours, got {len(colours)}")
+        raise DataError(f"a PNG palette holds 1..256 colours, got {len(colours)}")
     height, width = indices.shape
     # Each scanline starts with its filter type; 0 (none) is what palette images want.
     raw = np.zeros((height, width + 1), np.uint8)

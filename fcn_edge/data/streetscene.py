@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from fcn_edge.data.canvas import Canvas, NoiseFields, ellipse_points
+from fcn_edge.errors import DataError
 
 BACKGROUND, SKY, ROAD, BUILDING, VEGETATION, VEHICLE, PERSON = range(7)
 NEAR = 1.0  # metres: nothing closer than this is drawn
@@ -656,7 +657,7 @@ def render(
     ``scene.pan_margin``) and the lighting ``lighting_mix`` of the way to its end state.
     Returns (BGR uint8 image, uint8 label mask)."""
     if not 0 <= pan <= scene.pan_margin:
-        raise ValueError(f"pan {pan} is outside 0..{scene.pan_margin}")
+        raise DataError(f"pan {pan} is outside 0..{scene.pan_margin}")
     cam = dataclasses.replace(scene.camera, centre_x=scene.camera.centre_x - pan)
     light = scene.lighting.blend(scene.lighting_end, lighting_mix) if lighting_mix else scene.lighting
     c = Canvas(scene.height, scene.width, scene.noise, offset=int(round(pan)))

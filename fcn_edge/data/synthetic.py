@@ -128,7 +128,7 @@ def clip_dir(config: SyntheticConfig = SyntheticConfig(), cache_dir: Optional[Pa
 def render_sample(config: SyntheticConfig, split: str, index: int) -> Tuple[np.ndarray, np.ndarray]:
     """(BGR image, label mask) of image ``index`` of ``split``; independent of every other image."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise DataError(f"synthetic split {split!r} is not one of {SPLITS}")
     seed = (config.seed, _SPLIT_STREAM[split], index)
     noise_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     scene = sample_scene(np.random.default_rng(seed), config.height, config.width, seed=noise_seed)

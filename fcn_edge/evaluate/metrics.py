@@ -31,7 +31,7 @@ class ConfusionMatrix:
 
     def __init__(self, num_classes: int, ignore_index: Optional[int] = 255):
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise DataError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes), np.int64)  # rows: truth, cols: prediction
@@ -57,7 +57,7 @@ class ConfusionMatrix:
 
     def merge(self, other: "ConfusionMatrix") -> None:
         if other.num_classes != self.num_classes:
-            raise ValueError("cannot merge confusion matrices of different class counts")
+            raise DataError(f"cannot merge a confusion matrix of {other.num_classes} classes into one of {self.num_classes}")
         self.matrix += other.matrix
 
     def metrics(self, class_names: Optional[Sequence[str]] = None) -> "SegmentationMetrics":
@@ -91,7 +91,7 @@ class SegmentationMetrics:
         n = matrix.shape[0]
         names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(n))
         if len(names) != n:
-            raise ValueError(f"{len(names)} class names for a {n}x{n} confusion matrix")
+            raise DataError(f"{len(names)} class names for a {n}x{n} confusion matrix")
         diag = np.diag(matrix).astype(np.float64)
         t = matrix.sum(axis=1).astype(np.float64)  # ground-truth pixels per class
         predicted = matrix.sum(axis=0).astype(np.float64)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fcn_edge.data.dataset import SegmentationDataset
+from fcn_edge.data.formats import DataLike, dataset_spec
 from fcn_edge.errors import DataError
 from fcn_edge.evaluate.metrics import ConfusionMatrix, SegmentationMetrics
 from fcn_edge.evaluate.protocol import FramePredictor, class_names_of
+from fcn_edge.paths import PathLike
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +86,32 @@ def evaluate_dataset(
     if metrics.absent:
         log.info("classes in neither prediction nor ground truth, left out of the means: %s", ", ".join(metrics.absent))
     return EvaluationReport(metrics, count, spent, dataset.describe(), model_name)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How the model runs: the runtime's backend options (``load_segmenter``'s), and whether
+    to show progress. ``input_size`` is the network size of a dynamic-shape model."""
+
+    backend: str = "auto"
+    providers: Optional[Tuple[str, ...]] = None
+    device: int = 0
+    threads: Optional[int] = None
+    cuda_graph: bool = False
+    input_size: Optional[Tuple[int, int]] = None
+    progress: bool = True
+
+
+def evaluate_model(model: PathLike, data: DataLike = "synthetic", config: EvaluateConfig = EvaluateConfig()
+                   ) -> EvaluationReport:
+    """Accuracy of ``model`` (.engine, .onnx or .pt, through the runtime's Segmenter) on
+    ``data``: a :class:`~fcn_edge.data.DatasetSpec`, a dataset folder or "synthetic"."""
+    from fcn_edge.runtime import load_segmenter
+
+    spec = dataset_spec(data)
+    dataset = spec.open()
+    providers: Optional[Sequence[str]] = list(config.providers) if config.providers else None
+    with load_segmenter(model, config.backend, input_size=config.input_size, providers=providers,
+                        device=config.device, threads=config.threads, cuda_graph=config.cuda_graph) as segmenter:
+        return evaluate_dataset(segmenter, dataset, limit=spec.limit, progress=config.progress,
+                                model_name=str(model))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import ExportError
@@ -25,13 +26,15 @@ MASK_DTYPES = ("uint8", "int32")
 class ExportConfig:
     """How to turn a model into ONNX.
 
-    ``input_size`` is the example/"opt" size (H, W). With ``dynamic_shape`` the graph takes
-    any H x W and ``min_size``/``max_size`` record the range later steps (engine profiles)
-    should cover; without it the graph is fixed at ``input_size``. ``dynamic_batch`` makes
-    the batch dimension symbolic; ``max_batch`` is recorded in ModelMeta.
+    ``input_size`` is the example/"opt" size (H, W); None takes the model's own
+    (ModelMeta.input_size: the size a checkpoint was trained at). With ``dynamic_shape``
+    the graph takes any H x W and ``min_size``/``max_size`` record the range later steps
+    (engine profiles) should cover; without it the graph is fixed at ``input_size``.
+    ``dynamic_batch`` makes the batch dimension symbolic; ``max_batch`` is recorded in
+    ModelMeta.
     """
 
-    input_size: Size = (320, 320)
+    input_size: Optional[Size] = None
     dynamic_batch: bool = True
     dynamic_shape: bool = True
     min_size: Optional[Size] = None
@@ -54,7 +57,7 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if len(self.input_size) != 2 or min(self.input_size) < 1:
+        if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             problems.append(f"input_size {self.input_size} is not a positive (height, width)")
         if self.output not in OUTPUTS:
             problems.append(f"output {self.output!r} is not one of {OUTPUTS}")
@@ -68,16 +71,25 @@ class ExportConfig:
             problems.append(f"max_batch {self.max_batch} must be >= 1")
         if not self.dynamic_batch and self.max_batch != 1:
             problems.append("a fixed batch is 1; use dynamic_batch for max_batch > 1")
-        lo, hi = self.size_range
-        h, w = self.input_size
-        if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
-            problems.append(f"input_size {self.input_size} lies outside min_size {lo} .. max_size {hi}")
+        if self.input_size is not None and not problems:
+            lo, hi = self.size_range
+            h, w = self.input_size
+            if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
+                problems.append(f"input_size {self.input_size} lies outside min_size {lo} .. max_size {hi}")
         if problems:
             raise ExportError("invalid export configuration: " + "; ".join(problems))
+
+    def for_meta(self, meta: ModelMeta) -> "ExportConfig":
+        """This config, with ``input_size`` taken from ``meta`` when it was left to the model."""
+        if self.input_size is not None:
+            return self
+        return dataclasses.replace(self, input_size=tuple(meta.input_size))
 
     @property
     def size_range(self) -> Tuple[Size, Size]:
         """(min, max) spatial size: the given range, a default one, or input_size when fixed."""
+        if self.input_size is None:
+            raise ExportError("the export size is the model's own until for_meta() settles it")
         if not self.dynamic_shape:
             return tuple(self.input_size), tuple(self.input_size)
         h, w = self.input_size
@@ -116,3 +128,18 @@ class ExportReport:
     parity: Optional[ParityResult] = None
     notes: Tuple[str, ...] = field(default_factory=tuple)
     meta: Optional[ModelMeta] = None  # as written into the file's metadata_props
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain JSON types: what ``fcn-edge export --json`` writes."""
+        parity = self.parity
+        return {
+            "path": str(self.path), "opset": self.opset, "exporter": self.exporter,
+            "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
+            "nodes_exported": self.nodes_exported, "nodes_final": self.nodes_final,
+            "file_bytes": self.file_bytes, "seconds": round(self.seconds, 3),
+            "parity": None if parity is None else {
+                "shapes": [list(s) for s in parity.shapes], "max_abs_diff": parity.max_abs_diff,
+                "tolerance": parity.tolerance, "argmax_agreement": parity.argmax_agreement,
+            },
+            "notes": list(self.notes), "meta": None if self.meta is None else self.meta.to_dict(),
+        }

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
 
 from fcn_edge.artifacts import LOGITS_NAME, MASK_NAME, ModelMeta, write_onnx_meta
 from fcn_edge.atomic import atomic_path
-from fcn_edge.classes import ClassList, resolve_classes
+from fcn_edge.classes import ClassList, builtin_classes
 from fcn_edge.errors import ExportError
 from fcn_edge.export.config import MAX_TRT85_OPSET, ExportConfig, ExportReport
 from fcn_edge.export.graph_checks import check_boundary, check_model, dims, simplify
@@ -26,10 +26,13 @@ from fcn_edge.paths import PathLike
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT = 2 * 1024**3  # one ModelProto cannot exceed 2 GiB; beyond it weights go to .onnx.data
+# The export size of an untrained registry model when the config leaves it to the model.
+UNTRAINED_INPUT_SIZE = (320, 320)
 
 
 def exported_meta(meta: ModelMeta, config: ExportConfig, source_hash: str = "") -> ModelMeta:
     """ModelMeta as the exported graph's boundary and shape range make it."""
+    config = config.for_meta(meta)
     lo, hi = config.size_range
     fused = config.fuse_preprocess
     mask = config.output == "mask"
@@ -75,6 +78,7 @@ def export_model(
     """
     start = time.perf_counter()
     out = Path(out)
+    config = config.for_meta(meta)
     if getattr(model, "num_classes", meta.num_classes) != meta.num_classes:
         raise ExportError(f"ModelMeta lists {meta.num_classes} classes but the model has {model.num_classes}")
     if config.output == "mask" and config.mask_dtype == "uint8" and meta.num_classes > 256:
@@ -148,14 +152,15 @@ def export_checkpoint(
     checkpoint: PathLike,
     out: PathLike,
     config: ExportConfig = ExportConfig(),
+    *,
+    classes: Optional[ClassList] = None,
     architecture: Optional[str] = None,
-    dataset: Optional[str] = None,
-    class_names: Optional[Sequence[str]] = None,
 ) -> ExportReport:
-    """Load a checkpoint of any supported format and export it; source_hash = its sha256."""
+    """A checkpoint of any supported layout (fcn-edge, torchvision, pytorch-fcn, a bare
+    state_dict with ``architecture``) -> ONNX; ModelMeta's source_hash is the file's SHA-256."""
     from fcn_edge.models.checkpoint import load_checkpoint
 
-    loaded = load_checkpoint(checkpoint, architecture=architecture, dataset=dataset, class_names=class_names)
+    loaded = load_checkpoint(checkpoint, architecture=architecture, classes=classes)
     meta = loaded.meta.with_history(f"import: {loaded.source_format} checkpoint {Path(checkpoint).name}")
     return export_model(loaded.model, meta, out, config, source_hash=loaded.sha256)
 
@@ -164,18 +169,19 @@ def export_architecture(
     name: str,
     out: PathLike,
     config: ExportConfig = ExportConfig(),
+    *,
     classes: Optional[ClassList] = None,
     seed: int = 0,
 ) -> ExportReport:
-    """Export a freshly initialised registry model (for benchmarks and tests).
+    """A freshly initialised registry model -> ONNX (for benchmarks and tests).
 
     ``classes`` defaults to PASCAL VOC's 21. The weights are random (seeded); the ModelMeta
     says so in its history.
     """
     from fcn_edge.models import build_model
 
-    classes = classes or resolve_classes("voc")
-    meta = ModelMeta(name, classes.names, classes.palette, dataset=classes.dataset)
+    classes = classes or builtin_classes("voc")
+    meta = ModelMeta(name, classes.names, classes.palette, dataset=classes.dataset, input_size=UNTRAINED_INPUT_SIZE)
     torch.manual_seed(seed)
     model = build_model(name, meta.num_classes)
     meta = meta.with_history(f"random initialisation (seed {seed}); not trained")

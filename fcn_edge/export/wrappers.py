@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from fcn_edge.errors import ExportError
+
 
 class FusedPreprocess(nn.Module):
     """uint8 NHWC BGR frames (as OpenCV gives them) -> normalised float NCHW RGB -> model.
@@ -48,7 +50,7 @@ class ArgmaxMask(nn.Module):
     def __init__(self, model: nn.Module, dtype: str = "uint8"):
         super().__init__()
         if dtype not in ("uint8", "int32"):
-            raise ValueError(f"mask dtype must be uint8 or int32, not {dtype!r}")
+            raise ExportError(f"mask dtype {dtype!r} is not one of uint8, int32")
         self.model = model
         self.dtype = dtype
 

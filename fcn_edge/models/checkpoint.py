@@ -23,8 +23,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from fcn_edge.artifacts import ModelMeta, file_sha256, meta_for_classes, meta_for_dataset
+from fcn_edge.artifacts import ModelMeta, file_sha256
 from fcn_edge.atomic import atomic_path
+from fcn_edge.classes import ClassList, builtin_classes, numbered_classes
 from fcn_edge.errors import CheckpointError, MetaError
 from fcn_edge.models.registry import UnknownModelError, build_model
 from fcn_edge.models.vgg import VGG16_CONV_NAMES, conv_module_indices
@@ -227,27 +228,26 @@ def torchvision_architecture(state: Mapping[str, torch.Tensor]) -> str:
 
 
 # -- the one entry point ---------------------------------------------------------------------
-def _default_meta(architecture: str, num_classes: int, dataset: Optional[str],
-                  class_names: Optional[Sequence[str]], **overrides: Any) -> ModelMeta:
+def _default_meta(architecture: str, num_classes: int, classes: Optional[ClassList], source: str,
+                  **overrides: Any) -> ModelMeta:
+    """ModelMeta of a checkpoint that carries none: ``classes``, else VOC's 21 or
+    Cityscapes' 19 by the class count, else ``class_0``... with the default palette."""
+    if classes is None:
+        builtin = {21: "voc", 19: "cityscapes"}.get(num_classes)
+        classes = builtin_classes(builtin) if builtin else numbered_classes(num_classes)
+    _check_class_count(classes, num_classes, source)
     try:
-        if class_names is not None:
-            if len(class_names) != num_classes:
-                raise CheckpointError(
-                    f"{len(class_names)} class names given for a checkpoint with {num_classes} classes"
-                )
-            return meta_for_classes(architecture, class_names, **overrides)
-        if dataset is None:
-            dataset = {21: "voc", 19: "cityscapes"}.get(num_classes)
-        if dataset is not None:
-            meta = meta_for_dataset(architecture, dataset, **overrides)
-            if meta.num_classes != num_classes:
-                raise CheckpointError(
-                    f"dataset {dataset!r} has {meta.num_classes} classes, the checkpoint {num_classes}"
-                )
-            return meta
-        return meta_for_classes(architecture, [f"class_{i}" for i in range(num_classes)], **overrides)
+        return ModelMeta(architecture, classes.names, classes.palette, dataset=classes.dataset, **overrides)
     except MetaError as exc:
-        raise CheckpointError(str(exc)) from exc
+        raise CheckpointError(f"{source}: {exc}") from exc
+
+
+def _check_class_count(classes: ClassList, num_classes: int, source: str) -> None:
+    if len(classes.names) != num_classes:
+        given = f"the {classes.dataset} class list" if classes.dataset else "the class list given"
+        raise CheckpointError(
+            f"{source}: {given} has {len(classes.names)} classes, the checkpoint {num_classes}"
+        )
 
 
 def _num_classes(state: Mapping[str, torch.Tensor], keys: Sequence[str], source: str) -> int:
@@ -260,14 +260,15 @@ def _num_classes(state: Mapping[str, torch.Tensor], keys: Sequence[str], source:
 def load_checkpoint(
     path: PathLike,
     architecture: Optional[str] = None,
-    dataset: Optional[str] = None,
-    class_names: Optional[Sequence[str]] = None,
+    classes: Optional[ClassList] = None,
 ) -> LoadedCheckpoint:
     """Load any of the supported formats into a registry model, in eval mode.
 
     ``architecture`` is required only for a bare state_dict of an fcn-edge model; for the
-    other formats it is inferred, and checked when given. ``dataset``/``class_names`` name
-    the classes of foreign checkpoints (21 classes default to PASCAL VOC, 19 to Cityscapes).
+    other formats it is inferred, and checked when given. ``classes`` (names and palette,
+    :func:`fcn_edge.classes.resolve_classes`) names the classes of a foreign checkpoint
+    (21 classes default to PASCAL VOC, 19 to Cityscapes) and replaces those an fcn-edge
+    checkpoint carries; either way its count must be the checkpoint's.
     """
     path = Path(path)
     source = str(path)
@@ -290,6 +291,10 @@ def load_checkpoint(
         arch = str(obj.get("architecture") or meta.architecture)
         state = extract_state_dict(obj, source)
         extra = obj.get("extra") or {}
+        if classes is not None and (classes.names, classes.palette) != (meta.class_names, meta.palette):
+            _check_class_count(classes, meta.num_classes, source)
+            meta = meta.with_history(f"classes replaced by {classes.dataset or 'the class list given'}",
+                                     class_names=classes.names, palette=classes.palette, dataset=classes.dataset)
     elif fmt == "pytorch-fcn":
         raw = extract_state_dict(obj, source)
         arch_note = str(obj.get("arch", "")) if isinstance(obj, Mapping) else ""
@@ -300,7 +305,7 @@ def load_checkpoint(
             arch = AT_ONCE_ARCH
         num = _num_classes(raw, ["score_fr.weight"], source)
         state = pytorch_fcn_to_fcn_edge(raw)
-        meta = _default_meta(arch, num, dataset, class_names, **caffe_normalisation())
+        meta = _default_meta(arch, num, classes, source, **caffe_normalisation())
     elif fmt == "torchvision":
         raw = extract_state_dict(obj, source)
         dropped = [k for k in raw if k.startswith("aux_classifier.")]
@@ -309,7 +314,7 @@ def load_checkpoint(
             log.debug("%s: ignoring %d aux_classifier tensors (training-time head)", source, len(dropped))
         arch = torchvision_architecture(state)
         num = _num_classes(state, ["classifier.4.weight"], source)
-        meta = _default_meta(arch, num, dataset, class_names)
+        meta = _default_meta(arch, num, classes, source)
     elif fmt == "state_dict":
         if architecture is None:
             raise CheckpointError(
@@ -319,7 +324,7 @@ def load_checkpoint(
         arch = architecture
         state = extract_state_dict(obj, source)
         num = _num_classes(state, ["head.score_fr.weight", "classifier.4.weight"], source)
-        meta = _default_meta(arch, num, dataset, class_names)
+        meta = _default_meta(arch, num, classes, source)
     else:
         extract_state_dict(obj, source)  # raises the descriptive error
         raise CheckpointError(f"{source}: unrecognised checkpoint")

@@ -26,6 +26,10 @@ class UnknownModelError(FcnEdgeError, ValueError):
     """The architecture name is not in the registry."""
 
 
+class DuplicateModelError(FcnEdgeError):
+    """Two architectures were registered under one name."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -41,7 +45,8 @@ _HEAD_TEXT = {"fcn32s": "FCN-32s", "fcn16s": "FCN-16s", "fcn8s": "FCN-8s"}
 
 def register(name: str, description: str, build: Callable[[int], nn.Module]) -> None:
     if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is registered twice")
+        raise DuplicateModelError(f"architecture {name!r} is registered twice: {_REGISTRY[name].description!r} "
+                                  f"and {description!r}")
     _REGISTRY[name] = ModelSpec(name, description, build)
 
 

@@ -13,6 +13,8 @@ from typing import Dict, List, Optional, Sequence, Type, Union
 import torch
 from torch import nn
 
+from fcn_edge.errors import UsageError
+
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
@@ -83,7 +85,7 @@ class ResNetBackbone(nn.Module):
     def __init__(self, depth: int, dilate: Sequence[bool] = (False, False, False)):
         super().__init__()
         if depth not in DEPTHS:
-            raise ValueError(f"ResNet depth {depth} is not one of {sorted(DEPTHS)}")
+            raise UsageError(f"ResNet depth {depth} is not one of {sorted(DEPTHS)}")
         block, counts = DEPTHS[depth]
         self.depth = depth
         self._in_ch = 64

@@ -47,21 +47,26 @@ FP16_MAX = 65504.0
 
 @dataclass(frozen=True)
 class FP16Config:
-    """``keep_output_path_fp32``: run the last upsampling (and crop/argmax) in FP32.
-    ``keep_input_path_fp32``: run fused preprocessing and the first conv in FP32.
-    ``extra_fp32_ops`` / ``fp32_nodes``: more op types / node names to keep in FP32."""
+    """What stays FP32, in the words of :class:`fcn_edge.precision.quantize.QuantizeConfig`
+    (the CLI's ``--keep-float``, ``--include-input-path``, ``--include-output-path``).
 
-    keep_output_path_fp32: bool = True
-    keep_input_path_fp32: bool = True
-    extra_fp32_ops: Tuple[str, ...] = ()
-    fp32_nodes: Tuple[str, ...] = ()
+    ``keep_float``: node names kept in FP32; ``keep_float_ops``: op types kept in FP32
+    besides :data:`FP32_OPS`. ``include_input_path``: convert fused preprocessing and the
+    first conv too (FP32 by default); ``include_output_path``: convert the last upsampling
+    and the crop/argmax after it too (FP32 by default).
+    """
+
+    keep_float: Tuple[str, ...] = ()
+    include_input_path: bool = False
+    include_output_path: bool = False
+    keep_float_ops: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class FP16Result:
     path: Path
     meta: ModelMeta
-    fp32_nodes: Tuple[str, ...]
+    kept_float: Tuple[str, ...]  # nodes left in FP32 by name or by path (not by op type)
 
 
 def convert_fp16(model_path: PathLike, output_path: Optional[PathLike] = None,
@@ -80,21 +85,21 @@ def convert_fp16(model_path: PathLike, output_path: Optional[PathLike] = None,
         if not node.name:
             node.name = f"{node.op_type}_{i}"
     index = GraphIndex.build(model.graph)
-    keep = set(config.fp32_nodes)
-    if config.keep_output_path_fp32:
+    keep = set(config.keep_float)
+    if not config.include_output_path:
         keep |= _output_path_names(index)
-    if config.keep_input_path_fp32:
+    if not config.include_input_path:
         keep |= {n.name for n in input_path_nodes(index)}
-    unknown = set(config.fp32_nodes) - {n.name for n in model.graph.node}
+    unknown = set(config.keep_float) - {n.name for n in model.graph.node}
     if unknown:
-        raise PrecisionError(f"fp32_nodes names no node of {model_path}: {sorted(unknown)}")
-    ops = sorted(set(FP32_OPS) | set(config.extra_fp32_ops))
+        raise PrecisionError(f"keep_float (--keep-float) names no node of {model_path}: {sorted(unknown)}")
+    ops = sorted(set(FP32_OPS) | set(config.keep_float_ops))
     converted = _to_fp16(model, ops, keep, model_path)
     _restore_io(converted, signature, model_path)
     kept = tuple(sorted(n.name for n in converted.graph.node if n.name in keep))
     new_meta = meta.with_history(
         f"fp16: fp32_ops={len(ops)} "
-        f"fp32_nodes={','.join(kept) or '-'} parent_sha256={model_sha256(model_path)[:16]}",
+        f"float={','.join(kept) or '-'} parent_sha256={model_sha256(model_path)[:16]}",
         precision="fp16",
     )
     write_onnx_meta(converted, new_meta)

@@ -49,25 +49,28 @@ class Placement:
         return [name for name in self.activations if name not in self.shared]
 
 
-def plan_placement(index: GraphIndex, target: str, quantize_output_path: bool,
-                   exclude: Tuple[str, ...] = (), quantize_input_path: bool = True) -> Placement:
+def plan_placement(index: GraphIndex, target: str, keep_float: Tuple[str, ...] = (),
+                   include_input_path: bool = True, include_output_path: bool = False) -> Placement:
+    """The Q/DQ plan: every weighted node but those named in ``keep_float`` and, unless
+    included, those on the input path (the first conv) and the output path (the last
+    upsampling)."""
     if target not in TARGETS:
         raise PrecisionError(f"unknown INT8 target {target!r}; choose one of {TARGETS}")
     candidates = weighted_nodes(index)
     if not candidates:
         raise PrecisionError("the graph has no Conv/ConvTranspose with constant weights to quantise")
     skip: Set[int] = set()
-    unknown = set(exclude) - {n.name for n in candidates}
+    unknown = set(keep_float) - {n.name for n in candidates}
     if unknown:
         names = ", ".join(sorted(n.name for n in candidates)[:20])
-        raise PrecisionError(f"--exclude names no Conv/ConvTranspose node: {sorted(unknown)}; "
+        raise PrecisionError(f"keep_float (--keep-float) names no Conv/ConvTranspose node: {sorted(unknown)}; "
                              f"weighted nodes include: {names}")
     plan = Placement(target)
     output_nodes = {id(n) for n in output_path_nodes(index)}
     input_nodes = {id(n) for n in input_path_nodes(index) if n.op_type in WEIGHTED_OPS}
     for node in candidates:
-        if node.name in exclude or (not quantize_output_path and id(node) in output_nodes) \
-                or (not quantize_input_path and id(node) in input_nodes):
+        if node.name in keep_float or (not include_output_path and id(node) in output_nodes) \
+                or (not include_input_path and id(node) in input_nodes):
             skip.add(id(node))
             plan.kept_float.append(node.name or node.output[0])
     plan.weights = [n for n in candidates if id(n) not in skip]

@@ -45,23 +45,28 @@ class QuantizeConfig:
     ``weight_storage``: "fake" (FP32 weights + Q->DQ, parsed by every TensorRT from 8.5),
     "int8" (int8 weights + DQ: 4x smaller; TensorRT >= 10, ONNX Runtime), or None for the
     target's default (fake for tensorrt, int8 for onnxruntime).
-    ``quantize_output_path``: also quantise the last upsampling layer (FCN's upscore8,
+    The same three fields as :class:`fcn_edge.precision.fp16.FP16Config` (the CLI's
+    ``--keep-float``, ``--include-input-path``, ``--include-output-path``) say what stays
+    in float:
+
+    ``include_output_path``: also quantise the last upsampling layer (FCN's upscore8,
     whose output goes straight to the crop/argmax). Off by default: on the default model
     keeping it in float gave equal or better agreement (98.88% vs 98.85% TensorRT flavour,
     98.36% vs 98.35% ORT) and ONNX Runtime has no int8 ConvTranspose kernel to gain from.
-    ``quantize_input_path``: also quantise the first conv, which reads the image. Off by
+    ``include_input_path``: also quantise the first conv, which reads the image. Off by
     default: in float it lifted the ORT flavour from 98.36% to 98.67% agreement and its
     mean IU drop from 0.34 to 0.17 points (TensorRT flavour: 98.88% -> 98.89%); a
     3-channel conv is cheap in any precision.
+    ``keep_float``: names of further Conv/ConvTranspose nodes left unquantised.
     """
 
     target: str = "tensorrt"
     method: str = "percentile"  # measured best on the default model; see DEFAULT_METHOD_WHY
     percentile: float = DEFAULT_PERCENTILE
     weight_storage: Optional[str] = None
-    quantize_output_path: bool = False
-    quantize_input_path: bool = False
-    exclude: Tuple[str, ...] = ()
+    keep_float: Tuple[str, ...] = ()
+    include_input_path: bool = False
+    include_output_path: bool = False
     batch_size: int = 8
     limit: Optional[int] = None
     memory_budget_mb: int = 1024
@@ -115,8 +120,8 @@ def quantize_int8(model_path: PathLike, calibration: Union[PathLike, Sequence[Pa
     signature = io_signature(model)
 
     index = GraphIndex.build(model.graph)
-    placement = plan_placement(index, config.target, config.quantize_output_path, tuple(config.exclude),
-                               config.quantize_input_path)
+    placement = plan_placement(index, config.target, tuple(config.keep_float), config.include_input_path,
+                               config.include_output_path)
     wanted = placement.calibrate
 
     if isinstance(calibration, CalibrationData):
@@ -169,9 +174,9 @@ def quantize_int8(model_path: PathLike, calibration: Union[PathLike, Sequence[Pa
 def _all_calibration_tensors(index: GraphIndex, config: QuantizeConfig):
     names = []
     for target in TARGETS:
-        for quantize_output in (False, True):
+        for include_output in (False, True):
             try:
-                plan = plan_placement(index, target, quantize_output, (), quantize_input_path=True)
+                plan = plan_placement(index, target, (), include_input_path=True, include_output_path=include_output)
             except PrecisionError:
                 continue
             names.extend(plan.calibrate)

@@ -79,7 +79,7 @@ class Segmenter:
     # -- run ---------------------------------------------------------------------------
     def segment(self, frame: np.ndarray) -> SegmentationResult:
         """Class mask of one HxWx3 uint8 BGR frame, at the frame's size."""
-        return self._run([frame])[0]
+        return self._run([frame])[0][0]
 
     def segment_batch(self, frames: Sequence[np.ndarray]) -> List[SegmentationResult]:
         """Masks of several frames, run in batches as large as the backend allows.
@@ -93,8 +93,25 @@ class Segmenter:
         results: List[SegmentationResult] = []
         step = self.batch_limit
         for start in range(0, len(frames), step):
-            results.extend(self._run(frames[start : start + step]))
+            results.extend(self._run(frames[start : start + step])[0])
         return results
+
+    def infer(self, frames: Sequence[np.ndarray]) -> Tuple[List[SegmentationResult], np.ndarray]:
+        """The results ``segment_batch`` gives for up to ``batch_limit`` frames (one backend
+        call), and a copy of the network's raw output for them: (N, C, h, w) scores or an
+        (N, h, w) mask at network resolution, letterbox padding included.
+
+        For comparing what two variants of a model compute (``fcn-edge compare`` measures
+        logit differences with it); ``segment``/``segment_batch`` skip the copy.
+        """
+        frames = list(frames)
+        if not frames:
+            raise RuntimeInputError("infer: no frames given")
+        if len(frames) > self.batch_limit:
+            raise RuntimeInputError(f"infer: {len(frames)} frames exceed one call's {self.batch_limit}; "
+                                    "use segment_batch, or fewer frames")
+        results, output = self._run(frames)
+        return results, np.array(output[: len(frames)])
 
     def warmup(self, runs: int = 2, frame_size: Optional[Tuple[int, int]] = None) -> None:
         """Run grey frames so lazy allocations and autotuning happen before timing starts."""
@@ -103,7 +120,8 @@ class Segmenter:
         for _ in range(runs):
             self.segment(grey)
 
-    def _run(self, frames: List[np.ndarray]) -> List[SegmentationResult]:
+    def _run(self, frames: List[np.ndarray]) -> Tuple[List[SegmentationResult], np.ndarray]:
+        """Results of one backend call, and the backend's output (valid until its next call)."""
         n = len(frames)
         fixed = self.backend.input_shape[0] if self.backend.input_shape else None
         padded = frames
@@ -128,7 +146,7 @@ class Segmenter:
                 decode_ms=(time.perf_counter() - t2) * 1e3,
             )
             results.append(SegmentationResult(mask, confidence, timings, self.meta))
-        return results
+        return results, output
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:

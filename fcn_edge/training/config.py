@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from fcn_edge.errors import FcnEdgeError
+from fcn_edge.errors import UsageError
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -58,10 +58,15 @@ class TrainConfig:
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             problems.append(f"scale_range {self.scale_range} must satisfy 0 < min <= max")
-        if self.workers < 0 or self.warmup_iters < 0:
-            problems.append("workers and warmup_iters must be >= 0")
+        for name in ("workers", "warmup_iters"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.val_limit is not None and self.val_limit < 1:
+            problems.append(f"val_limit must be >= 1 (or None for every val image), got {self.val_limit}")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            problems.append(f"device {self.device!r} is not auto, cpu or cuda[:N]")
         if problems:
-            raise FcnEdgeError("invalid training config: " + "; ".join(problems))
+            raise UsageError("invalid training config: " + "; ".join(problems))
 
     @property
     def crops(self) -> Tuple[int, int]:

@@ -12,7 +12,6 @@ one of them is a normal fcn-edge checkpoint that ``torch.load(weights_only=True)
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from fcn_edge.errors import CheckpointError, DataError
 from fcn_edge.optional import require
 from fcn_edge.training.batches import TrainStream, batch_indices
 from fcn_edge.training.config import TrainConfig
+from fcn_edge.training.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def _device(torch, name: str) -> str:
     if name.startswith("cuda"):
         index = int(name.partition(":")[2] or 0)
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise CheckpointError(f"CUDA device {index} asked for, but this torch sees "
-                                  f"{torch.cuda.device_count() if torch.cuda.is_available() else 0}; use --device cpu")
+            raise TrainingError(f"CUDA device {index} asked for, but this torch sees "
+                                f"{torch.cuda.device_count() if torch.cuda.is_available() else 0}; use --device cpu")
     return name
 
 
@@ -199,7 +199,7 @@ def train(config: TrainConfig, resume: Optional[str] = None, progress: bool = Tr
         images, masks = images.to(device), masks.to(device)
         loss = criterion(model(images), masks)
         if not torch.isfinite(loss):
-            raise CheckpointError(f"loss became {loss.item()} at iteration {iteration}; lower --lr")
+            raise TrainingError(f"loss became {loss.item()} at iteration {iteration}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -249,12 +249,4 @@ def _save_last(save_checkpoint, out: Path, model, meta, optimizer, config, itera
     save_checkpoint(out / LAST, model, meta, extra)
 
 
-def read_history(run_dir) -> Dict[str, Any]:
-    path = Path(run_dir) / HISTORY
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the training history: {exc}") from exc
-
-
-__all__ = ["TrainResult", "model_meta", "poly_factor", "read_history", "train", "validate"]
+__all__ = ["TrainResult", "model_meta", "poly_factor", "train", "validate"]
