@@ -111,7 +111,7 @@ def _fp16(onnx: Path, out: Path) -> str:
     from fcn_edge.precision.fp16 import convert_fp16
 
     result = convert_fp16(onnx, out)
-    return f"wrote {result.path} (fp16; FP32 nodes: {', '.join(result.fp32_nodes) or 'none'})"
+    return f"wrote {result.path} (fp16; kept in FP32: {', '.join(result.kept_float) or 'none'})"
 
 
 def _int8(onnx: Path, calibration: str, out: Path, limit: Optional[int]) -> str:
@@ -127,7 +127,7 @@ def _int8(onnx: Path, calibration: str, out: Path, limit: Optional[int]) -> str:
 def _compare(variants: Sequence[Path], dataset: Path, report_json: Path) -> str:
     from fcn_edge.precision.compare import CompareConfig, compare_variants, format_table
 
-    reports = compare_variants(variants[0], variants[1:], dataset, None, CompareConfig(progress=False))
+    reports = compare_variants(variants[0], variants[1:], dataset, CompareConfig(progress=False))
     write_json_atomic(report_json, {"reports": [r.as_dict() for r in reports]})
     return (f"{reports[0].images} images of {dataset} (split {reports[0].split}); reference {reports[0].name}\n"
             + format_table(reports))
@@ -161,18 +161,18 @@ def _video(clip: Path, video: Path, model: Path, max_frames: Optional[int], summ
 def _benchmark(onnx: Path, sizes: Sequence[str], quick: bool, dataset: Path, out: Path) -> str:
     from fcn_edge.artifacts.shapes import parse_hw
     from fcn_edge.bench import report as render
+    from fcn_edge.bench.benchmark import BenchConfig, benchmark_models
     from fcn_edge.bench.plot import write_plot
     from fcn_edge.bench.runner import RunConfig
-    from fcn_edge.bench.sweep import run_sweep
     from fcn_edge.bench.sysinfo import collect_system_info
-    from fcn_edge.bench.variants import expand_models, expand_variants
-    from fcn_edge.data import open_dataset
+    from fcn_edge.data.formats import DatasetSpec
 
-    config = RunConfig(iterations=5, duration_s=None, warmup=1) if quick else RunConfig(duration_s=3.0)
-    variants = expand_variants(expand_models([onnx], PRECISIONS), ["auto"], [parse_hw(s) for s in sizes])
+    run = RunConfig(iterations=5, duration_s=None, warmup=1) if quick else RunConfig(duration_s=3.0)
+    config = BenchConfig(precisions=PRECISIONS, input_sizes=tuple(parse_hw(s) for s in sizes), run=run,
+                         data=DatasetSpec(str(dataset)))
     system = collect_system_info()
-    report = run_sweep(variants, 1, config, system, dataset=open_dataset(dataset))
-    render.write_json(report, out / "benchmark.json")
+    report = benchmark_models([onnx], config, system=system)
+    write_json_atomic(out / "benchmark.json", report.as_dict())
     render.write_csv(report, out / "benchmark.csv")
     write_plot(report, out / "benchmark.png")
     lines = ["System", *(f"  {line}" for line in system.lines()), "", "Summary (batch 1 latency)",

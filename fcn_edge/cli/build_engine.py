@@ -120,11 +120,11 @@ def _calibration(args, facts, config):
     if not args.calib:
         return None
     from fcn_edge.engine.plan import calibration_input
-    from fcn_edge.precision.calibration import calibration_batches
+    from fcn_edge.precision.calibration import calibration_batches, resolve_calibration_source
 
     meta = facts.require_meta("implicit INT8 calibration preprocesses images as ModelMeta says")
     batch, size = calibration_input(facts, config, args.batch)
-    return calibration_batches(Path(args.calib), meta, batch_size=batch, limit=args.limit, pad_last=True,
+    return calibration_batches(resolve_calibration_source(args.calib), meta, batch_size=batch, limit=args.limit, pad_last=True,
                                input_size=size)
 
 

@@ -19,7 +19,7 @@ import sys
 
 from fcn_edge.cli.args import (
     add_backend_options, add_data_options, add_input_size, add_json, add_model_argument, add_quiet, data_spec,
-    model_or_default, write_json_report,
+    load_options, model_or_default, write_json_report,
 )
 
 
@@ -42,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from fcn_edge.evaluate.runner import EvaluateConfig, evaluate_model
 
     model = model_or_default(args.model)
-    report = evaluate_model(model, data_spec(args), EvaluateConfig(
-        backend=args.backend, providers=tuple(args.providers) if args.providers else None, device=args.device,
-        threads=args.threads, cuda_graph=args.cuda_graph, input_size=args.input_size, progress=not args.quiet))
+    report = evaluate_model(model, data_spec(args), EvaluateConfig(load_options(args), progress=not args.quiet))
     out = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     print(f"model:   {model}", file=out)
     print(f"data:    {report.dataset} ({report.images} evaluated)", file=out)

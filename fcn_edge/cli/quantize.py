@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {result.path} (fp16; kept in FP32: {', '.join(result.kept_float) or 'none'})")
         return 0
 
+    from fcn_edge.precision.calibration import resolve_calibration_source
     from fcn_edge.precision.quantize import QuantizeConfig, quantize_int8
 
     if not args.calib:
@@ -83,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch, limit=args.limit, memory_budget_mb=args.memory_budget,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, progress=not args.quiet, **kept,
     )
-    # --calib 'default' (the built-in set) resolves through precision.calibration.resolve_calibration_source,
-    # which lands with another branch; until then the flag is taken as the path it names
-    result = quantize_int8(model, Path(args.calib), args.out, config)
+    result = quantize_int8(model, resolve_calibration_source(args.calib), args.out, config)
     c = result.counts
     print(f"wrote {result.path} (int8 for {args.target}, {args.method} calibration on "
           f"{result.images_used} images{'; cached ranges' if result.cache_hit else ''})")

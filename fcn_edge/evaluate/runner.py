@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from fcn_edge.errors import DataError
 from fcn_edge.evaluate.metrics import ConfusionMatrix, SegmentationMetrics
 from fcn_edge.evaluate.protocol import FramePredictor, class_names_of
 from fcn_edge.paths import PathLike
+from fcn_edge.runtime.segmenter import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +91,10 @@ def evaluate_dataset(
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """How the model runs: the runtime's backend options (``load_segmenter``'s), and whether
-    to show progress. ``input_size`` is the network size of a dynamic-shape model."""
+    """How the model runs (the runtime's :class:`~fcn_edge.runtime.LoadOptions`), and whether
+    to show progress."""
 
-    backend: str = "auto"
-    providers: Optional[Tuple[str, ...]] = None
-    device: int = 0
-    threads: Optional[int] = None
-    cuda_graph: bool = False
-    input_size: Optional[Tuple[int, int]] = None
+    load: LoadOptions = field(default_factory=LoadOptions)
     progress: bool = True
 
 
@@ -106,12 +102,8 @@ def evaluate_model(model: PathLike, data: DataLike = "synthetic", config: Evalua
                    ) -> EvaluationReport:
     """Accuracy of ``model`` (.engine, .onnx or .pt, through the runtime's Segmenter) on
     ``data``: a :class:`~fcn_edge.data.DatasetSpec`, a dataset folder or "synthetic"."""
-    from fcn_edge.runtime import load_segmenter
-
     spec = dataset_spec(data)
     dataset = spec.open()
-    providers: Optional[Sequence[str]] = list(config.providers) if config.providers else None
-    with load_segmenter(model, config.backend, input_size=config.input_size, providers=providers,
-                        device=config.device, threads=config.threads, cuda_graph=config.cuda_graph) as segmenter:
+    with config.load.load(model) as segmenter:
         return evaluate_dataset(segmenter, dataset, limit=spec.limit, progress=config.progress,
                                 model_name=str(model))
