@@ -29,6 +29,10 @@ json_values = st.recursive(
 
 VALID_META = ModelMeta("fcn8s_tiny", ("background", "road"), ((0, 0, 0), (128, 64, 128)), min_size=(16, 16),
                        max_size=(512, 640), max_batch=4).to_dict()
+# a fused-resize model: uint8 frames of 120x160 .. 1080x1920 resized in the graph to 256x320
+VALID_RESIZE_META = ModelMeta("fcn8s_tiny", ("background", "road"), ((0, 0, 0), (128, 64, 128)), input_size=(256, 320),
+                              input_layout="NHWC", input_dtype="uint8", channel_order="BGR", frame_size=(480, 640),
+                              frame_min_size=(120, 160), frame_max_size=(1080, 1920)).to_dict()
 VALID_RECORD = EngineRecord(
     tensorrt_version="10.3.0", gpu_name="Orin", compute_capability="8.7", precision="int8", typing="strong",
     flags=("NetworkDefinitionCreationFlag.STRONGLY_TYPED",),
@@ -53,9 +57,9 @@ def test_any_json_as_model_meta_is_read_or_refused(value):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(VALID_META)), json_values)
-def test_a_valid_meta_with_one_hostile_field(key, value):
-    data = dict(VALID_META, **{key: value})
+@given(st.sampled_from([VALID_META, VALID_RESIZE_META]), st.sampled_from(sorted(VALID_RESIZE_META)), json_values)
+def test_a_valid_meta_with_one_hostile_field(valid, key, value):
+    data = dict(valid, **{key: value})
     meta = _reads_or_refuses(lambda d: ModelMeta.from_dict(d, "m.onnx"), data)
     if meta is not None:  # accepted: then it really is valid and round-trips
         assert ModelMeta.from_dict(meta.to_dict(), "again") == meta

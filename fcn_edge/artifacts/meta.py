@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from fcn_edge.artifacts.fields import FieldReader
 from fcn_edge.classes import DATASETS, default_palette
@@ -45,6 +45,11 @@ class ModelMeta:
     ``min_size``/``max_size`` give the dynamic spatial range (equal to ``input_size``
     for a fixed-shape model); ``input_size`` is the size frames are resized to, and the
     optimisation-profile "opt" shape of an engine.
+
+    ``frame_size``/``frame_min_size``/``frame_max_size`` are set when the resize is fused
+    (``fcn-edge export --fuse-resize``): the graph takes uint8 frames of any size in that
+    range (``frame_size`` is the engine profile's "opt") and resizes them to ``input_size``
+    itself, which is then the network's one size.
     """
 
     architecture: str
@@ -70,6 +75,9 @@ class ModelMeta:
     source_hash: str = ""
     dataset: str = ""
     history: Tuple[str, ...] = field(default_factory=tuple)
+    frame_size: Optional[Size] = None
+    frame_min_size: Optional[Size] = None
+    frame_max_size: Optional[Size] = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -92,7 +100,7 @@ class ModelMeta:
             )
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             problems.append(f"mean/std must be 3 values with std > 0, got {self.mean}/{self.std}")
-        for name in ("input_size", "min_size", "max_size"):
+        for name in ("input_size", "min_size", "max_size", "frame_size", "frame_min_size", "frame_max_size"):
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(size) < 1):
                 problems.append(f"{name}={size} is not a positive (height, width)")
@@ -101,12 +109,30 @@ class ModelMeta:
             problems.append(f"sizes must satisfy min_size <= input_size <= max_size, got {low}, {opt}, {high}")
         if self.max_batch < 1:
             problems.append(f"max_batch={self.max_batch} must be >= 1")
+        problems += self._frame_problems()
         if self.output_kind == "mask" and self.output_dtype not in ("uint8", "int32"):
             problems.append(f"a mask output must be uint8 or int32, not {self.output_dtype}")
         if self.output_kind == "mask" and self.output_dtype == "uint8" and self.num_classes > 256:
             problems.append(f"a uint8 mask cannot hold {self.num_classes} classes")
         if problems:
             raise MetaError("invalid ModelMeta: " + "; ".join(problems))
+
+    def _frame_problems(self) -> List[str]:
+        frames = (self.frame_min_size, self.frame_size, self.frame_max_size)
+        if all(f is None for f in frames):
+            return []
+        if any(f is None for f in frames):
+            return ["frame_size, frame_min_size and frame_max_size are set together (a fused resize) or not at all"]
+        if any(len(f) != 2 or min(f) < 1 for f in frames):
+            return []  # reported with the other sizes
+        problems = []
+        if not all(a <= b <= c for a, b, c in zip(*frames)):
+            problems.append(f"frame sizes must satisfy frame_min_size <= frame_size <= frame_max_size, got {frames}")
+        if self.input_dtype != "uint8" or self.resize_mode != "stretch":
+            problems.append("a fused resize takes uint8 frames (fused preprocessing) and stretches them")
+        if self.dynamic_shape:
+            problems.append("with a fused resize the network has one size: min_size and max_size equal input_size")
+        return problems
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -128,12 +154,26 @@ class ModelMeta:
 
     @property
     def size_range(self) -> Tuple[Size, Size, Size]:
-        """(min, opt, max) spatial sizes, as an engine's optimisation profile wants them."""
+        """(min, opt, max) spatial sizes of the network."""
         return (self.min_size or self.input_size, self.input_size, self.max_size or self.input_size)
 
+    @property
+    def fused_resize(self) -> bool:
+        """True when the graph takes frames at their own size and resizes them itself."""
+        return self.frame_size is not None
+
+    @property
+    def input_range(self) -> Tuple[Size, Size, Size]:
+        """(min, opt, max) H x W of the graph's input tensor, as an engine's optimisation
+        profile wants them: the frame range when the resize is fused, else ``size_range``."""
+        if self.fused_resize:
+            return (self.frame_min_size, self.frame_size, self.frame_max_size)  # type: ignore[return-value]
+        return self.size_range
+
     def input_shape(self, batch: int = 1, size: Optional[Size] = None) -> Tuple[int, int, int, int]:
-        """The graph input's shape in its own layout for ``batch`` frames of ``size``."""
-        h, w = size or self.input_size
+        """The graph input's shape in its own layout for ``batch`` frames of ``size``
+        (default: the profile's opt size)."""
+        h, w = size or self.input_range[1]
         return (batch, h, w, 3) if self.input_layout == "NHWC" else (batch, 3, h, w)
 
     def replace(self, **changes: Any) -> "ModelMeta":
@@ -197,6 +237,9 @@ class ModelMeta:
             source_hash=read.text("source_hash", defaults["source_hash"]),
             dataset=read.text("dataset", defaults["dataset"]),
             history=read.text_list("history", ()),
+            frame_size=read.int_tuple("frame_size", None, length=2, optional=True),
+            frame_min_size=read.int_tuple("frame_min_size", None, length=2, optional=True),
+            frame_max_size=read.int_tuple("frame_max_size", None, length=2, optional=True),
         )
         try:
             return cls(**kwargs)

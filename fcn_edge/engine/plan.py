@@ -130,7 +130,7 @@ def _shapes_from_meta(tensor: TensorFacts, meta: ModelMeta) -> Tuple[Shape, Shap
     batches = (1, 1, max_batch)
     if batch_axis_static:
         batches = (tensor.shape[0],) * 3
-    sizes = meta.size_range
+    sizes = meta.input_range  # frames when the resize is fused, else the network's sizes
     return tuple(meta.input_shape(b, s) for b, s in zip(batches, sizes))  # type: ignore[return-value]
 
 
