@@ -96,6 +96,13 @@ def numbered_classes(count: int) -> ClassList:
     return ClassList(tuple(f"class_{i}" for i in range(count)), default_palette(count))
 
 
+def classes_for_count(count: int) -> ClassList:
+    """The class list of a model that names none: PASCAL VOC's for 21 classes, Cityscapes'
+    for 19, else ``class_0``... with the default palette."""
+    builtin = {21: "voc", 19: "cityscapes"}.get(count)
+    return builtin_classes(builtin) if builtin else numbered_classes(count)
+
+
 def resolve_classes(spec: str) -> ClassList:
     """``--classes``: a built-in list (voc, cityscapes, synthetic), a classes.txt, or a count."""
     text = str(spec).strip()

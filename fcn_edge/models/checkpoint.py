@@ -25,7 +25,7 @@ from torch import nn
 
 from fcn_edge.artifacts import ModelMeta, file_sha256
 from fcn_edge.atomic import atomic_path
-from fcn_edge.classes import ClassList, builtin_classes, numbered_classes
+from fcn_edge.classes import ClassList, classes_for_count
 from fcn_edge.errors import CheckpointError, MetaError
 from fcn_edge.models.registry import UnknownModelError, build_model
 from fcn_edge.models.vgg import VGG16_CONV_NAMES, conv_module_indices
@@ -233,8 +233,7 @@ def _default_meta(architecture: str, num_classes: int, classes: Optional[ClassLi
     """ModelMeta of a checkpoint that carries none: ``classes``, else VOC's 21 or
     Cityscapes' 19 by the class count, else ``class_0``... with the default palette."""
     if classes is None:
-        builtin = {21: "voc", 19: "cityscapes"}.get(num_classes)
-        classes = builtin_classes(builtin) if builtin else numbered_classes(num_classes)
+        classes = classes_for_count(num_classes)
     _check_class_count(classes, num_classes, source)
     try:
         return ModelMeta(architecture, classes.names, classes.palette, dataset=classes.dataset, **overrides)
