@@ -28,8 +28,8 @@ def meta_from_props(props: Mapping[str, str], source: str) -> ModelMeta:
     if ONNX_KEY not in props:
         raise MetaError(
             f"{source} carries no ModelMeta (metadata_props key '{ONNX_KEY}'): it was not written "
-            "by `fcn-edge export`; export it with fcn-edge, or add the meta with "
-            "fcn_edge.artifacts.write_onnx_meta"
+            "by `fcn-edge export`; make an ONNX from elsewhere deployable with `fcn-edge export "
+            f"{source} --classes voc|cityscapes|FILE|N -o deploy.onnx` (plus --preprocessing or --mean/--std)"
         )
     return ModelMeta.from_json(props[ONNX_KEY], source)
 
