@@ -30,6 +30,7 @@ HINTS = {
         "the onnxruntime-gpu wheel for your JetPack from the Jetson Zoo",
     ),
     "onnxslim": InstallHint("pip install onnxslim"),
+    "onnx_graphsurgeon": InstallHint("pip install 'fcn-edge[export]'  (or: pip install onnx-graphsurgeon)"),
     "onnxconverter_common": InstallHint("pip install onnxconverter-common"),
     "tensorrt": InstallHint(
         "pip install tensorrt  (desktop; it must match your CUDA driver)",
