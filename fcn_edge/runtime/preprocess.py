@@ -3,7 +3,9 @@
 The runtime, the INT8 calibration loader and the legacy TensorRT calibrator all feed
 models through :class:`Preprocessor`, so a fused-preprocessing graph is always fed the
 uint8 NHWC BGR pixels it was exported for, and an unfused one the normalised float NCHW
-RGB tensor. Buffers are allocated once per batch size and reused on every call.
+RGB tensor. A graph with a fused resize takes frames at their own size: the host's only
+work is one copy into the batch buffer. Buffers are allocated once per batch shape and
+reused on every call.
 """
 
 from __future__ import annotations
@@ -91,20 +93,28 @@ class Preprocessor:
         # x_norm = (x / 255 - mean) / std = x * scale + offset, per RGB channel
         self._scale = (1.0 / (255.0 * std)).astype(np.float32)
         self._offset = (-mean / std).astype(np.float32)
-        self._batches: Dict[int, np.ndarray] = {}
+        self._batches: Dict[Tuple[int, Tuple[int, int]], np.ndarray] = {}
         h, w = self.input_size
         self._resized = np.empty((h, w, 3), np.uint8)
         self._plane = np.empty((h, w), np.float32)
 
-    def buffer(self, batch: int) -> np.ndarray:
-        """The reusable input array for ``batch`` frames, allocated on first use."""
-        buf = self._batches.get(batch)
+    def buffer(self, batch: int, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """The reusable input array for ``batch`` frames of ``size`` (a fused resize's frame
+        size; else the network's input size), allocated on first use."""
+        size = tuple(size or self.input_size)
+        buf = self._batches.get((batch, size))
         if buf is None:
-            buf = self._allocate(self.meta.input_shape(batch, self.input_size), self.dtype)
+            buf = self._allocate(self.meta.input_shape(batch, size), self.dtype)
             if self.fused and self.meta.resize_mode == "letterbox":
                 buf.fill(LETTERBOX_FILL)
-            self._batches[batch] = buf
+            self._batches[(batch, size)] = buf
         return buf
+
+    def frame_size(self, frame_hw: Tuple[int, int]) -> Tuple[int, int]:
+        """The size a fused-resize graph is fed a frame at: its own, moved into the
+        ModelMeta's frame range where it lies outside."""
+        (lo_h, lo_w), _, (hi_h, hi_w) = self.meta.input_range
+        return min(max(frame_hw[0], lo_h), hi_h), min(max(frame_hw[1], lo_w), hi_w)
 
     def release(self) -> None:
         """Drop the batch buffers (they may be views of a backend's pinned memory)."""
@@ -113,11 +123,32 @@ class Preprocessor:
     def __call__(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Placement]]:
         if len(frames) == 0:
             raise RuntimeInputError("no frames to preprocess")
+        if self.meta.fused_resize:
+            return self._copy_frames(frames)
         out = self.buffer(len(frames))
         placements = []
         for i, frame in enumerate(frames):
             check_frame(frame, f"frame {i}")
             placements.append(self._fill(out, i, frame))
+        return out, placements
+
+    def _copy_frames(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Placement]]:
+        """A fused resize: frames copied as they are; a batch takes its first frame's size
+        (in range), and a frame of another size is resized to it on the host."""
+        check_frame(frames[0], "frame 0")
+        size = self.frame_size(frames[0].shape[:2])
+        out = self.buffer(len(frames), size)
+        placements = []
+        for i, frame in enumerate(frames):
+            check_frame(frame, f"frame {i}")
+            target = out[i]
+            if frame.shape[:2] == size:
+                target[...] = frame
+            else:
+                resized = cv2.resize(frame, (size[1], size[0]), dst=target, interpolation=cv2.INTER_LINEAR)
+                if resized is not target:
+                    target[...] = resized
+            placements.append(placement_for(frame.shape[:2], self.input_size, "stretch"))
         return out, placements
 
     def _fill(self, out: np.ndarray, index: int, frame: np.ndarray) -> Placement:

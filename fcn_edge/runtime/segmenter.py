@@ -114,8 +114,9 @@ class Segmenter:
         return results, np.array(output[: len(frames)])
 
     def warmup(self, runs: int = 2, frame_size: Optional[Tuple[int, int]] = None) -> None:
-        """Run grey frames so lazy allocations and autotuning happen before timing starts."""
-        h, w = frame_size or self.input_size
+        """Run grey frames so lazy allocations and autotuning happen before timing starts
+        (default size: the network's, or the frame size a fused-resize model is tuned for)."""
+        h, w = frame_size or (self.meta.frame_size if self.meta.fused_resize else self.input_size)
         grey = np.full((h, w, 3), 127, np.uint8)
         for _ in range(runs):
             self.segment(grey)
@@ -168,7 +169,7 @@ def _check_input_size(meta: ModelMeta, size: Tuple[int, int], backend: Backend) 
             f"{lo[0]}x{lo[1]} .. {hi[0]}x{hi[1]} (height x width)"
         )
     dims = backend.input_shape
-    if dims and len(dims) == 4:
+    if dims and len(dims) == 4 and not meta.fused_resize:  # a fused resize's input is the frame
         hw = (dims[1], dims[2]) if meta.input_layout == "NHWC" else (dims[2], dims[3])
         for have, want, axis in zip(hw, size, ("height", "width")):
             if have is not None and have != want:
