@@ -130,8 +130,14 @@ def inspect_model(path: PathLike, trt: Any = None, device: Any = None) -> ModelI
     found.require("onnx", "engine", purpose="info reads ONNX models and TensorRT engines",
                   hint=_HINTS.get(found.kind, "").format(path=path))
     if found.kind == "onnx":
+        from fcn_edge.export.graph_meta_check import meta_io_problems
+
         facts = read_onnx_facts(path)
-        return ModelInfo("onnx", path, facts.meta, facts.meta_error, onnx=facts)
+        meta_error = facts.meta_error
+        problems = meta_io_problems(facts.inputs, facts.outputs, facts.meta) if facts.meta is not None else []
+        if problems:
+            meta_error = "ModelMeta disagrees with the graph: " + "; ".join(problems)
+        return ModelInfo("onnx", path, facts.meta, meta_error, onnx=facts)
     return _inspect_engine(path, trt, device)
 
 
