@@ -71,13 +71,16 @@ def exported(tmp_path_factory):
 
 
 def check_variant(report, config):
-    assert report.parity is not None and report.parity.passed
-    assert report.parity.argmax_agreement == 1.0
-    if config.output == "logits":
-        assert report.parity.max_abs_diff <= report.parity.tolerance
-        assert report.parity.max_abs_reference > 1.0  # the check compared real signal
+    parity = report.parity  # the bare network vs PyTorch: logits, always
+    assert parity is not None and parity.passed and parity.against == "PyTorch"
+    assert parity.argmax_agreement == 1.0 and parity.max_abs_diff <= parity.tolerance
+    assert parity.max_abs_reference > 1.0  # the check compared real signal
+    heads = report.head_parity  # the grafted heads vs host preprocessing and argmax
+    if not (config.fuse_preprocess or config.output == "mask"):
+        assert heads is None and report.heads == "no heads"
     else:
-        assert report.parity.max_abs_diff is None
+        assert heads.passed and heads.argmax_agreement == 1.0 and heads.against.startswith("host")
+        assert (heads.max_abs_diff is None) == (config.output == "mask")
     graph = onnx.load(str(report.path)).graph
     assert [i.name for i in graph.input] == ["input"]
     assert [o.name for o in graph.output] == ["mask" if config.output == "mask" else "logits"]

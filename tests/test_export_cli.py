@@ -38,7 +38,9 @@ def test_export_checkpoint_fused_mask_json(tmp_path, capsys):
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["input_shape"] == [1, 48, 64, 3] and report["output_shape"] == [1, 48, 64]
-    assert report["parity"]["argmax_agreement"] == 1.0 and report["parity"]["max_abs_diff"] is None
+    assert report["parity"]["against"] == "PyTorch" and report["parity"]["max_abs_diff"] < 1e-3
+    assert report["head_parity"]["argmax_agreement"] == 1.0 and report["head_parity"]["max_abs_diff"] is None
+    assert report["heads"] == "fused preprocessing, int32 mask (topk argmax)"
     assert report["meta"]["source_hash"] == file_sha256(ckpt)
     assert report["meta"]["output_dtype"] == "int32" and report["meta"]["input_dtype"] == "uint8"
 

@@ -35,6 +35,8 @@ class TinySpec:
     fused: bool = False  # uint8 NHWC BGR frames in, normalised in the graph
     output_kind: str = "logits"  # or "mask" (argmax in the graph)
     mask_dtype: str = "uint8"
+    argmax: str = "topk"  # or "reduce" (the mask without TopK)
+    fuse_resize: bool = False  # frames of any size (120x160 .. 2160x3840) in, resized in the graph
     precision: str = "fp32"  # fp32 | fp16 | int8 (through the product's converters)
     input_size: Tuple[int, int] = INPUT_SIZE
     min_size: Tuple[int, int] = (16, 16)
@@ -84,11 +86,17 @@ def tiny_torch_model(spec: TinySpec = TinySpec()):
 def _export(spec: TinySpec, out: Path) -> Path:
     from fcn_edge.export import ExportConfig, export_model
 
+    if spec.fused or spec.output_kind == "mask":
+        import pytest
+
+        pytest.importorskip("onnx_graphsurgeon", reason="grafting the fused heads needs onnx-graphsurgeon "
+                            "(pip install 'fcn-edge[export]')")
+
     config = ExportConfig(
         input_size=spec.input_size, dynamic_batch=spec.dynamic, dynamic_shape=spec.dynamic,
         min_size=spec.min_size if spec.dynamic else None, max_size=spec.max_size if spec.dynamic else None,
         max_batch=spec.max_batch if spec.dynamic else 1, fuse_preprocess=spec.fused, output=spec.output_kind,
-        mask_dtype=spec.mask_dtype, seed=spec.seed,
+        mask_dtype=spec.mask_dtype, argmax=spec.argmax, fuse_resize=spec.fuse_resize, seed=spec.seed,
     )
     export_model(tiny_torch_model(spec), tiny_meta(spec), out, config)
     return out
@@ -129,11 +137,55 @@ def make_tiny_onnx(target: Path, **fields) -> Path:
     source = _make(spec)
     target = Path(target)
     if target.suffix != ".onnx":
-        variant = "fused" if spec.fused else "unfused"
+        variant = ("fused-resize" if spec.fuse_resize else "fused") if spec.fused else "unfused"
         target = target / f"tiny-{variant}-{spec.output_kind}-{spec.precision}-{spec.resize_mode}-" \
-                          f"{spec.input_size[0]}x{spec.input_size[1]}{'' if spec.dynamic else '-static'}.onnx"
+                          f"{spec.input_size[0]}x{spec.input_size[1]}{'' if spec.dynamic else '-static'}" \
+                          f"{'-reduce' if spec.argmax == 'reduce' else ''}.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
+    return target
+
+
+def make_foreign_onnx(target: Path, layout: str = "NCHW", channel_order: str = "RGB", scores: str = "NCHW",
+                      classes: int = NUM_CLASSES, dynamic: bool = True, opset: int = 13, seed: int = 0) -> Path:
+    """The tiny network as another tool would write it, with torch.onnx.export and no fcn-edge:
+    no ModelMeta, an input named ``images`` in ``layout`` that the network reads in
+    ``channel_order``, and ``scores`` as (N, C, H, W), (N, H, W, C) or a softmax over
+    (N, H*W, C) ("NLC", the Keras FCNs' head) in an output named ``out`` (a dict, as
+    torchvision's FCN returns). Normalisation is the caller's: the graph takes normalised floats.
+    """
+    import io
+
+    import torch
+
+    net = tiny_torch_model(TinySpec(classes=tuple(f"c{i}" for i in range(classes)), seed=seed))
+
+    class Foreign(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            if layout == "NHWC":
+                x = x.permute(0, 3, 1, 2)
+            if channel_order == "BGR":
+                x = x.flip(1)  # the inner network reads RGB
+            y = self.net(x)
+            if scores == "NHWC":
+                y = y.permute(0, 2, 3, 1)
+            elif scores == "NLC":
+                y = torch.softmax(y.permute(0, 2, 3, 1).reshape(y.shape[0], -1, y.shape[1]), dim=-1)
+            return {"out": y}
+
+    h, w = INPUT_SIZE
+    example = torch.randn(2, 3, h, w) if layout == "NCHW" else torch.randn(2, h, w, 3)
+    axes = {"images": {0: "n", 2: "h", 3: "w"} if layout == "NCHW" else {0: "n", 1: "h", 2: "w"}} if dynamic else None
+    buffer = io.BytesIO()
+    torch.onnx.export(Foreign().eval(), (example,), buffer, dynamo=False, opset_version=opset,
+                      input_names=["images"], output_names=["out"], dynamic_axes=axes)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(buffer.getvalue())
     return target
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta
-from fcn_edge.errors import ExportError
+from fcn_edge.errors import ExportError, UsageError
 
 Size = Tuple[int, int]
 
@@ -20,6 +20,11 @@ MAX_TRT85_OPSET = 17
 EXPORTERS = ("legacy", "dynamo")
 OUTPUTS = ("logits", "mask")
 MASK_DTYPES = ("uint8", "int32")
+ARGMAX_METHODS = ("topk", "reduce")
+# A fused resize's frame range when none is given: a VGA camera's frames at "opt", from
+# QQVGA to 4K UHD.
+DEFAULT_FRAME_SIZE = (480, 640)
+DEFAULT_FRAME_RANGE = ((120, 160), (2160, 3840))
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,12 @@ class ExportConfig:
     (engine profiles) should cover; without it the graph is fixed at ``input_size``.
     ``dynamic_batch`` makes the batch dimension symbolic; ``max_batch`` is recorded in
     ModelMeta.
+
+    ``argmax`` (mask output): ``topk`` (ONNX ArgMax, a TopK layer in TensorRT) or ``reduce``
+    (ReduceMax/Equal/Where/ReduceMax, the same index). ``fuse_resize`` (with
+    ``fuse_preprocess``): frames of any size in ``frame_min_size`` .. ``frame_max_size``
+    (``frame_size`` the engine's opt) go in, the graph resizes them to ``input_size`` (then
+    the network's one size) and, for a mask, resizes the mask back to the frame.
     """
 
     input_size: Optional[Size] = None
@@ -43,6 +54,11 @@ class ExportConfig:
     fuse_preprocess: bool = False
     output: str = "logits"
     mask_dtype: str = "uint8"
+    argmax: str = "topk"
+    fuse_resize: bool = False
+    frame_size: Optional[Size] = None
+    frame_min_size: Optional[Size] = None
+    frame_max_size: Optional[Size] = None
     opset: int = DEFAULT_OPSET
     exporter: str = "legacy"
     simplify: bool = True
@@ -53,6 +69,9 @@ class ExportConfig:
     atol: float = 1e-4
     rtol: float = 1e-3
     min_agreement: float = 0.999  # parity: fraction of pixels whose argmax agrees
+    # A fused resize vs OpenCV's on the host: OpenCV resizes uint8 in fixed point and rounds to
+    # uint8, the graph resizes floats; classes flip only where two scores nearly tie.
+    min_resize_agreement: float = 0.99
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +82,19 @@ class ExportConfig:
             problems.append(f"output {self.output!r} is not one of {OUTPUTS}")
         if self.mask_dtype not in MASK_DTYPES:
             problems.append(f"mask_dtype {self.mask_dtype!r} is not one of {MASK_DTYPES}")
+        if self.argmax not in ARGMAX_METHODS:
+            problems.append(f"argmax {self.argmax!r} is not one of {ARGMAX_METHODS}")
+        if self.fuse_resize and not self.fuse_preprocess:
+            problems.append("a fused resize takes uint8 frames: it needs the fused preprocessing (--fuse-preprocess)")
+        frames = (self.frame_min_size, self.frame_size, self.frame_max_size)
+        if not self.fuse_resize and any(f is not None for f in frames):
+            problems.append("frame sizes apply to a fused resize (--fuse-resize) only")
+        if any(f is not None and (len(f) != 2 or min(f) < 1) for f in frames):
+            problems.append(f"frame sizes {frames} are not positive (height, width)")
+        elif self.fuse_resize and not problems:
+            lo, opt, hi = self.frame_range
+            if not (lo[0] <= opt[0] <= hi[0] and lo[1] <= opt[1] <= hi[1]):
+                problems.append(f"frame_size {opt} lies outside frame_min_size {lo} .. frame_max_size {hi}")
         if self.exporter not in EXPORTERS:
             problems.append(f"exporter {self.exporter!r} is not one of {EXPORTERS}")
         if not 7 <= self.opset <= 23:
@@ -71,7 +103,7 @@ class ExportConfig:
             problems.append(f"max_batch {self.max_batch} must be >= 1")
         if not self.dynamic_batch and self.max_batch != 1:
             problems.append("a fixed batch is 1; use dynamic_batch for max_batch > 1")
-        if self.input_size is not None and not problems:
+        if self.input_size is not None and not problems and not self.fuse_resize:
             lo, hi = self.size_range
             h, w = self.input_size
             if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
@@ -86,11 +118,22 @@ class ExportConfig:
         return dataclasses.replace(self, input_size=tuple(meta.input_size))
 
     @property
+    def frame_range(self) -> Tuple[Size, Size, Size]:
+        """(min, opt, max) frame size of a fused resize: one size when the shape is fixed."""
+        opt = tuple(self.frame_size or DEFAULT_FRAME_SIZE)
+        if not self.dynamic_shape:
+            return opt, opt, opt
+        lo = tuple(self.frame_min_size or (min(DEFAULT_FRAME_RANGE[0][0], opt[0]), min(DEFAULT_FRAME_RANGE[0][1], opt[1])))
+        hi = tuple(self.frame_max_size or (max(DEFAULT_FRAME_RANGE[1][0], opt[0]), max(DEFAULT_FRAME_RANGE[1][1], opt[1])))
+        return lo, opt, hi  # type: ignore[return-value]
+
+    @property
     def size_range(self) -> Tuple[Size, Size]:
-        """(min, max) spatial size: the given range, a default one, or input_size when fixed."""
+        """(min, max) spatial size of the network: the given range, a default one, or
+        input_size when fixed (or when the resize is fused: the network has one size)."""
         if self.input_size is None:
             raise ExportError("the export size is the model's own until for_meta() settles it")
-        if not self.dynamic_shape:
+        if not self.dynamic_shape or self.fuse_resize:
             return tuple(self.input_size), tuple(self.input_size)
         h, w = self.input_size
         lo = self.min_size or (max(32, h // 2), max(32, w // 2))
@@ -99,9 +142,90 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
-class ParityResult:
-    """ONNX Runtime vs PyTorch on the same inputs."""
+class Normalization:
+    """A named input convention: ModelMeta's mean/std (RGB, pixels in [0, 1]) and the channel
+    order the network reads ("" when the preset does not say)."""
 
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    channel_order: str
+    origin: str
+
+
+PREPROCESSINGS: Dict[str, Normalization] = {
+    "imagenet": Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "RGB",
+                              "torchvision, timm, segmentation_models_pytorch, mmsegmentation"),
+    "unit": Normalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "", "x / 255"),
+    "symmetric": Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "", "x / 127.5 - 1"),
+    "raw": Normalization((0.0, 0.0, 0.0), (1 / 255,) * 3, "", "0..255 as they are"),
+    "caffe": Normalization((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255,) * 3, "BGR",
+                           "BGR minus the ImageNet means on 0..255: Caffe's VGG, pytorch-fcn, Keras FCNs"),
+}
+
+
+@dataclass(frozen=True)
+class SourceHints:
+    """What a model file made elsewhere does not say about itself (``fcn-edge export
+    foreign.onnx --preprocessing/--mean/--std/--channel-order/--input-layout/--output-name``).
+
+    ``mean``/``std`` are on RGB pixels in [0, 1], as ModelMeta's (torchvision's 0.485 and 0.229,
+    not mmsegmentation's 123.675 and 58.395); given, they replace the preset's.
+    ``channel_order`` is what the network reads; ``input_layout`` its input's layout when
+    the shape does not tell; ``output_name`` the output that gives the class scores.
+    """
+
+    preprocessing: Optional[str] = None
+    mean: Optional[Tuple[float, float, float]] = None
+    std: Optional[Tuple[float, float, float]] = None
+    channel_order: Optional[str] = None
+    input_layout: Optional[str] = None
+    output_name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.preprocessing is not None and self.preprocessing not in PREPROCESSINGS:
+            problems.append(f"preprocessing {self.preprocessing!r} is not one of {', '.join(PREPROCESSINGS)}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if len(value) != 3:
+                problems.append(f"{name} needs 3 values (R, G, B), got {len(value)}")
+            elif any(v > 1 for v in value):
+                problems.append(f"{name} {tuple(value)} looks like 0..255 values; give them on pixels in [0, 1] "
+                                f"(divide by 255: {', '.join(f'{v / 255:.6g}' for v in value)})")
+            elif name == "std" and any(v <= 0 for v in value):
+                problems.append(f"std {tuple(value)} must be > 0")
+        if self.preprocessing is None and (self.mean is None) != (self.std is None):
+            problems.append("give --mean and --std together, or name a --preprocessing preset they adjust")
+        if self.channel_order not in (None, "RGB", "BGR"):
+            problems.append(f"channel order {self.channel_order!r} is not RGB or BGR")
+        if self.input_layout not in (None, "NCHW", "NHWC"):
+            problems.append(f"input layout {self.input_layout!r} is not NCHW or NHWC")
+        if problems:
+            raise UsageError("; ".join(problems))
+
+    @property
+    def given(self) -> Tuple[str, ...]:
+        """The flags given, as the CLI spells them."""
+        return tuple("--" + f.name.replace("_", "-") for f in dataclasses.fields(self) if getattr(self, f.name) is not None)
+
+    def normalization(self) -> Optional[Normalization]:
+        """The preset overridden by ``mean``/``std``/``channel_order``; None when none is given."""
+        if self.preprocessing is None and self.mean is None and self.std is None and self.channel_order is None:
+            return None
+        base = PREPROCESSINGS[self.preprocessing or "imagenet"]
+        return Normalization(tuple(self.mean or base.mean), tuple(self.std or base.std),  # type: ignore[arg-type]
+                             self.channel_order or base.channel_order or "RGB",
+                             base.origin if self.preprocessing else "given")
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    """ONNX Runtime vs a reference on the same inputs: the bare network vs PyTorch (or the
+    original graph), or the deployment graph vs the runtime's host preprocessing and decoding."""
+
+    against: str  # what the graph was compared with, for messages
     shapes: Tuple[Tuple[int, ...], ...]  # the input shapes compared
     max_abs_diff: Optional[float]  # None for a mask output (integers: compare agreement)
     max_abs_reference: Optional[float]
@@ -125,21 +249,27 @@ class ExportReport:
     simplified: bool
     file_bytes: int
     seconds: float
-    parity: Optional[ParityResult] = None
+    parity: Optional[ParityResult] = None  # the bare network vs its source
     notes: Tuple[str, ...] = field(default_factory=tuple)
     meta: Optional[ModelMeta] = None  # as written into the file's metadata_props
+    head_parity: Optional[ParityResult] = None  # the grafted heads vs the host path; None without heads
+    heads: str = ""  # what was grafted, in words
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain JSON types: what ``fcn-edge export --json`` writes."""
-        parity = self.parity
         return {
             "path": str(self.path), "opset": self.opset, "exporter": self.exporter,
             "input_shape": list(self.input_shape), "output_shape": list(self.output_shape),
             "nodes_exported": self.nodes_exported, "nodes_final": self.nodes_final,
-            "file_bytes": self.file_bytes, "seconds": round(self.seconds, 3),
-            "parity": None if parity is None else {
-                "shapes": [list(s) for s in parity.shapes], "max_abs_diff": parity.max_abs_diff,
-                "tolerance": parity.tolerance, "argmax_agreement": parity.argmax_agreement,
-            },
+            "file_bytes": self.file_bytes, "seconds": round(self.seconds, 3), "heads": self.heads,
+            "parity": _parity_dict(self.parity), "head_parity": _parity_dict(self.head_parity),
             "notes": list(self.notes), "meta": None if self.meta is None else self.meta.to_dict(),
         }
+
+
+def _parity_dict(parity: Optional[ParityResult]) -> Optional[Dict[str, Any]]:
+    if parity is None:
+        return None
+    return {"against": parity.against, "shapes": [list(s) for s in parity.shapes],
+            "max_abs_diff": parity.max_abs_diff, "tolerance": parity.tolerance,
+            "argmax_agreement": parity.argmax_agreement, "passed": parity.passed}

@@ -1,5 +1,6 @@
-"""The export step: model -> wrappers -> ONNX -> checker -> onnxslim -> ModelMeta ->
-parity in ONNX Runtime -> one .onnx file, renamed into place only when all passed."""
+"""PyTorch -> the bare network's ONNX (float NCHW RGB in, logits out) -> checker -> onnxslim;
+then :func:`fcn_edge.export.assemble.assemble` grafts the deployment heads, checks, writes
+and compares, as for every other source."""
 
 from __future__ import annotations
 
@@ -8,24 +9,22 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
-from fcn_edge.artifacts import LOGITS_NAME, MASK_NAME, ModelMeta, write_onnx_meta
-from fcn_edge.atomic import atomic_path
+from fcn_edge.artifacts import LOGITS_NAME, ModelMeta
 from fcn_edge.classes import ClassList, builtin_classes
 from fcn_edge.errors import ExportError
+from fcn_edge.export.assemble import assemble, deployment_meta
 from fcn_edge.export.config import MAX_TRT85_OPSET, ExportConfig, ExportReport
-from fcn_edge.export.graph_checks import check_boundary, check_model, dims, simplify
-from fcn_edge.export.parity import check_parity, parity_inputs
+from fcn_edge.export.graph_checks import check_model, simplify
+from fcn_edge.export.heads import NetworkIO
 from fcn_edge.export.torch_to_onnx import example_input, torch_to_onnx
-from fcn_edge.export.wrappers import export_module
-from fcn_edge.optional import require
 from fcn_edge.paths import PathLike
 
 log = logging.getLogger(__name__)
 
-PROTOBUF_LIMIT = 2 * 1024**3  # one ModelProto cannot exceed 2 GiB; beyond it weights go to .onnx.data
 # The export size of an untrained registry model when the config leaves it to the model.
 UNTRAINED_INPUT_SIZE = (320, 320)
 
@@ -33,35 +32,16 @@ UNTRAINED_INPUT_SIZE = (320, 320)
 def exported_meta(meta: ModelMeta, config: ExportConfig, source_hash: str = "") -> ModelMeta:
     """ModelMeta as the exported graph's boundary and shape range make it."""
     config = config.for_meta(meta)
-    lo, hi = config.size_range
-    fused = config.fuse_preprocess
-    mask = config.output == "mask"
-    return meta.with_history(
-        f"export: opset {config.opset}, {config.exporter} exporter"
-        + (", fused preprocessing" if fused else "") + (f", {config.mask_dtype} mask" if mask else ""),
-        input_size=tuple(config.input_size),
-        min_size=lo,
-        max_size=hi,
-        max_batch=config.max_batch,
-        dynamic_batch=config.dynamic_batch,
-        input_layout="NHWC" if fused else "NCHW",
-        input_dtype="uint8" if fused else "float32",
-        channel_order="BGR" if fused else "RGB",
-        output_kind=config.output,
-        output_dtype=config.mask_dtype if mask else "float32",
-        output_name=MASK_NAME if mask else LOGITS_NAME,
-        precision="fp32",
-        source_hash=source_hash or meta.source_hash,
-    )
+    return deployment_meta(meta, config, f"export: opset {config.opset}, {config.exporter} exporter", source_hash)
 
 
-def _save_single_file(model, path: Path, final_name: str) -> None:
-    onnx = require("onnx", "writing the ONNX file")
-    if model.ByteSize() < PROTOBUF_LIMIT:
-        onnx.save_model(model, str(path))
-        return
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=final_name + ".data")
+def torch_reference(model: nn.Module):
+    """float NCHW batch -> the model's logits, as numpy: the network parity's reference."""
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    return run
 
 
 def export_model(
@@ -87,14 +67,14 @@ def export_model(
     if config.opset > MAX_TRT85_OPSET:
         notes.append(f"opset {config.opset} is above {MAX_TRT85_OPSET}: TensorRT 8.5 and 8.6 (JetPack 5, 6.0) cannot parse it")
     final_meta = exported_meta(meta, config, source_hash)
-    output_name = final_meta.output_name
 
     model = model.eval()
-    module = export_module(model, config.fuse_preprocess, config.output, config.mask_dtype, meta.mean, meta.std)
     batch = 2 if config.dynamic_batch else 1  # dynamo fixes a batch-1 example's batch at 1
-    example = example_input(config.input_size, batch, config.fuse_preprocess, config.seed)
-    proto = torch_to_onnx(module, example, output_name, config.opset, config.dynamic_batch,
-                          config.dynamic_shape, config.exporter, output_rank=3 if config.output == "mask" else 4)
+    example = example_input(config.input_size, batch, config.seed)
+    # with a fused resize the network runs at input_size only: a static H x W lets TensorRT plan for it
+    dynamic_shape = config.dynamic_shape and not config.fuse_resize
+    proto = torch_to_onnx(model, example, LOGITS_NAME, config.opset, config.dynamic_batch, dynamic_shape,
+                          config.exporter)
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if written != config.opset:
         # dynamo builds opset 18 and converts down; the converter gives up on some graphs
@@ -110,42 +90,9 @@ def export_model(
     if config.simplify:
         proto = simplify(proto, source)
         check_model(proto, source)
-    check_boundary(proto, source, final_meta.input_dtype, final_meta.output_dtype)
-    proto.producer_name = "fcn-edge"
-    proto.doc_string = f"{final_meta.architecture}, {final_meta.num_classes} classes; ModelMeta in metadata_props"
-    write_onnx_meta(proto, final_meta)
-
-    with atomic_path(out) as tmp:
-        _save_single_file(proto, tmp, out.name)
-        parity = None
-        if config.check_parity:
-            parity = check_parity(module, tmp, parity_inputs(config), config.output,
-                                  config.atol, config.rtol, config.min_agreement)
-            if not parity.passed:
-                diff = "n/a" if parity.max_abs_diff is None else f"{parity.max_abs_diff:.3g} (tolerance {parity.tolerance:.3g})"
-                raise ExportError(
-                    f"{out}: ONNX Runtime disagrees with PyTorch on inputs {list(parity.shapes)}: max abs "
-                    f"diff {diff}, argmax agreement {parity.argmax_agreement:.5%} "
-                    f"(needs {config.min_agreement:.3%}); the file was not written"
-                )
-    return ExportReport(
-        path=out,
-        opset=proto.opset_import[0].version,
-        exporter=config.exporter,
-        input_shape=dims(proto.graph.input[0]),
-        output_shape=dims(proto.graph.output[0]),
-        input_dtype=final_meta.input_dtype,
-        output_name=output_name,
-        output_dtype=final_meta.output_dtype,
-        nodes_exported=nodes_exported,
-        nodes_final=len(proto.graph.node),
-        simplified=config.simplify,
-        file_bytes=out.stat().st_size,
-        seconds=time.perf_counter() - start,
-        parity=parity,
-        notes=tuple(notes),
-        meta=final_meta,
-    )
+    return assemble(proto, NetworkIO(), final_meta, config, out, reference=torch_reference(model),
+                    against="PyTorch", source=source, exporter=config.exporter, nodes_exported=nodes_exported,
+                    simplified=config.simplify, notes=notes, start=start)
 
 
 def export_checkpoint(

@@ -11,6 +11,7 @@ from fcn_edge.optional import require
 
 log = logging.getLogger(__name__)
 
+
 def check_model(model, source: str) -> None:
     """onnx.checker with full shape inference on the in-memory proto."""
     onnx = require("onnx", "checking the exported graph")
@@ -34,8 +35,9 @@ def check_boundary(model, source: str, input_dtype: str, output_dtype: str) -> N
 
 
 def dims(value) -> Tuple:
-    """A graph input's/output's shape, with symbolic dims as names."""
-    return tuple(d.dim_param if d.dim_param else int(d.dim_value) for d in value.type.tensor_type.shape.dim)
+    """A graph input's/output's shape, with symbolic dims as names and unknown ones as '?'."""
+    return tuple(d.dim_param if d.dim_param else int(d.dim_value) if d.HasField("dim_value") else "?"
+                 for d in value.type.tensor_type.shape.dim)
 
 
 def simplify(model, source: str):

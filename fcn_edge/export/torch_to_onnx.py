@@ -28,31 +28,27 @@ log = logging.getLogger(__name__)
 INPUT = "input"
 
 
-def example_input(input_size: Tuple[int, int], batch: int, fused: bool, seed: int) -> torch.Tensor:
-    """A tensor the exported module accepts: uint8 NHWC frames, or float NCHW."""
+def example_input(input_size: Tuple[int, int], batch: int, seed: int) -> torch.Tensor:
+    """A float NCHW batch the bare network accepts."""
     gen = torch.Generator().manual_seed(seed)
     h, w = input_size
-    if fused:
-        return torch.randint(0, 256, (batch, h, w, 3), generator=gen, dtype=torch.uint8)
     return torch.randn(batch, 3, h, w, generator=gen)
 
 
-def _dynamic_axes(fused: bool, output_rank: int, dynamic_batch: bool, dynamic_shape: bool):
-    spatial_in = (1, 2) if fused else (2, 3)
-    spatial_out = (1, 2) if output_rank == 3 else (2, 3)
+def _dynamic_axes(dynamic_batch: bool, dynamic_shape: bool):
     axes_in, axes_out = {}, {}
     if dynamic_batch:
         axes_in[0] = axes_out[0] = "batch"
     if dynamic_shape:
-        axes_in[spatial_in[0]] = axes_out[spatial_out[0]] = "height"
-        axes_in[spatial_in[1]] = axes_out[spatial_out[1]] = "width"
+        axes_in[2] = axes_out[2] = "height"
+        axes_in[3] = axes_out[3] = "width"
     return axes_in, axes_out
 
 
 def export_legacy(module: nn.Module, example: torch.Tensor, output_name: str, opset: int,
-                  dynamic_batch: bool, dynamic_shape: bool, output_rank: int):
+                  dynamic_batch: bool, dynamic_shape: bool):
     onnx = require("onnx", "ONNX export")
-    axes_in, axes_out = _dynamic_axes(example.dtype == torch.uint8, output_rank, dynamic_batch, dynamic_shape)
+    axes_in, axes_out = _dynamic_axes(dynamic_batch, dynamic_shape)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
@@ -66,13 +62,12 @@ def export_legacy(module: nn.Module, example: torch.Tensor, output_name: str, op
 
 
 def export_dynamo(module: nn.Module, example: torch.Tensor, output_name: str, opset: int,
-                  dynamic_batch: bool, dynamic_shape: bool, output_rank: int):
+                  dynamic_batch: bool, dynamic_shape: bool):
     from torch.export import Dim
 
     if dynamic_batch and example.shape[0] < 2:
         raise ExportError("the dynamo exporter needs an example batch >= 2 to keep the batch dynamic")
-    fused = example.dtype == torch.uint8
-    spatial = (1, 2) if fused else (2, 3)
+    spatial = (2, 3)
     shapes = {}
     if dynamic_batch:
         shapes[0] = Dim("batch", min=1, max=1024)
@@ -90,10 +85,9 @@ def export_dynamo(module: nn.Module, example: torch.Tensor, output_name: str, op
     proto = program.model_proto
     # dynamo names output dims with size formulas; the output has the input's batch,
     # height and width, so name them as the input's (and the legacy exporter's) dims.
-    out_spatial = (1, 2) if output_rank == 3 else (2, 3)
     names = {0: "batch"} if dynamic_batch else {}
     if dynamic_shape:
-        names.update({out_spatial[0]: "height", out_spatial[1]: "width"})
+        names.update({2: "height", 3: "width"})
     for value in proto.graph.output:
         dims = value.type.tensor_type.shape.dim
         for axis, name in names.items():
@@ -123,15 +117,13 @@ def _forward_arg_names(module: nn.Module):
 
 
 def torch_to_onnx(module: nn.Module, example: torch.Tensor, output_name: str, opset: int,
-                  dynamic_batch: bool, dynamic_shape: bool, exporter: str, output_rank: int = 4):
-    """Export ``module`` (already in eval mode) and return the onnx.ModelProto.
-
-    ``output_rank`` is 4 for logits (N, C, H, W) and 3 for a mask (N, H, W).
-    """
+                  dynamic_batch: bool, dynamic_shape: bool, exporter: str):
+    """Export ``module`` (already in eval mode; float NCHW in, NCHW scores out) and return
+    the onnx.ModelProto."""
     export = export_legacy if exporter == "legacy" else export_dynamo
     try:
         with torch.no_grad():
-            return export(module, example, output_name, opset, dynamic_batch, dynamic_shape, output_rank)
+            return export(module, example, output_name, opset, dynamic_batch, dynamic_shape)
     except ExportError:
         raise
     except Exception as exc:
