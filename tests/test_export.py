@@ -211,8 +211,9 @@ def test_bad_configs_are_refused():
         ExportConfig(output="probs")
     with pytest.raises(ExportError, match="outside min_size"):
         ExportConfig(input_size=(320, 320), min_size=(400, 400))
-    with pytest.raises(ExportError, match="fixed batch"):
-        ExportConfig(dynamic_batch=False, max_batch=4)
+    with pytest.raises(ExportError, match="argmax 'max' is not one of"):
+        ExportConfig(argmax="max")
+    assert ExportConfig(dynamic_batch=False, max_batch=4).example_batch == 4  # a fixed batch is max_batch
 
 
 def test_uint8_mask_refuses_more_than_256_classes(tmp_path):

@@ -155,6 +155,7 @@ def make_foreign_onnx(target: Path, layout: str = "NCHW", channel_order: str = "
     torchvision's FCN returns). Normalisation is the caller's: the graph takes normalised floats.
     """
     import io
+    import warnings
 
     import torch
 
@@ -181,8 +182,10 @@ def make_foreign_onnx(target: Path, layout: str = "NCHW", channel_order: str = "
     example = torch.randn(2, 3, h, w) if layout == "NCHW" else torch.randn(2, h, w, 3)
     axes = {"images": {0: "n", 2: "h", 3: "w"} if layout == "NCHW" else {0: "n", 1: "h", 2: "w"}} if dynamic else None
     buffer = io.BytesIO()
-    torch.onnx.export(Foreign().eval(), (example,), buffer, dynamo=False, opset_version=opset,
-                      input_names=["images"], output_names=["out"], dynamic_axes=axes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
+        torch.onnx.export(Foreign().eval(), (example,), buffer, dynamo=False, opset_version=opset,
+                          input_names=["images"], output_names=["out"], dynamic_axes=axes)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(buffer.getvalue())

@@ -36,7 +36,7 @@ class ExportConfig:
     the graph takes any H x W and ``min_size``/``max_size`` record the range later steps
     (engine profiles) should cover; without it the graph is fixed at ``input_size``.
     ``dynamic_batch`` makes the batch dimension symbolic; ``max_batch`` is recorded in
-    ModelMeta.
+    ModelMeta (and is the batch itself when the batch is fixed).
 
     ``argmax`` (mask output): ``topk`` (ONNX ArgMax, a TopK layer in TensorRT) or ``reduce``
     (ReduceMax/Equal/Where/ReduceMax, the same index). ``fuse_resize`` (with
@@ -101,8 +101,6 @@ class ExportConfig:
             problems.append(f"opset {self.opset} is outside 7..23")
         if self.max_batch < 1:
             problems.append(f"max_batch {self.max_batch} must be >= 1")
-        if not self.dynamic_batch and self.max_batch != 1:
-            problems.append("a fixed batch is 1; use dynamic_batch for max_batch > 1")
         if self.input_size is not None and not problems and not self.fuse_resize:
             lo, hi = self.size_range
             h, w = self.input_size
@@ -110,6 +108,11 @@ class ExportConfig:
                 problems.append(f"input_size {self.input_size} lies outside min_size {lo} .. max_size {hi}")
         if problems:
             raise ExportError("invalid export configuration: " + "; ".join(problems))
+
+    @property
+    def example_batch(self) -> int:
+        """The batch exported and compared: 2 when dynamic (a batch-1 example lets dynamo fix it)."""
+        return 2 if self.dynamic_batch else self.max_batch
 
     def for_meta(self, meta: ModelMeta) -> "ExportConfig":
         """This config, with ``input_size`` taken from ``meta`` when it was left to the model."""

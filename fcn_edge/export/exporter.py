@@ -69,7 +69,7 @@ def export_model(
     final_meta = exported_meta(meta, config, source_hash)
 
     model = model.eval()
-    batch = 2 if config.dynamic_batch else 1  # dynamo fixes a batch-1 example's batch at 1
+    batch = config.example_batch
     example = example_input(config.input_size, batch, config.seed)
     # with a fused resize the network runs at input_size only: a static H x W lets TensorRT plan for it
     dynamic_shape = config.dynamic_shape and not config.fuse_resize

@@ -211,7 +211,8 @@ def analyse(model, config: ExportConfig, classes: Optional[ClassList], hints: So
         output_name = outputs[0]
     elif output_name not in outputs:
         raise ExportError(f"{source}: the graph has no output '{output_name}'; its outputs are {outputs}")
-    shape = (1, 3, *size) if layout == "NCHW" else (1, *size, 3)
+    batch = dims[0] or 1
+    shape = (batch, 3, *size) if layout == "NCHW" else (batch, *size, 3)
     (out,) = _probe(model, value.name, output_name, shape, dtype, (), source)
     out_layout, num_classes = _class_axis(tuple(out.shape), classes, source, output_name)
     spatial = None
@@ -248,11 +249,15 @@ def original_reference(model, facts: ForeignFacts) -> Reference:
     return run
 
 
-def _fit_config(config: ExportConfig, facts: ForeignFacts, notes: List[str]) -> ExportConfig:
-    """The config as the graph allows it: a batch or size the graph fixes stays fixed."""
-    changes = {"input_size": facts.input_size}
+def _fit_config(config: ExportConfig, facts: ForeignFacts, meta: Optional[ModelMeta], notes: List[str]) -> ExportConfig:
+    """The config as the graph allows it (a batch or size the graph fixes stays fixed) and as
+    the file's ModelMeta, if any, fills in what was not asked (the size range, the max batch)."""
+    changes: Dict[str, object] = {"input_size": facts.input_size}
+    if meta is not None:
+        changes.update(min_size=config.min_size or meta.min_size, max_size=config.max_size or meta.max_size,
+                       max_batch=meta.max_batch if config.max_batch == 1 else config.max_batch)
     if facts.fixed_batch is not None and config.dynamic_batch:
-        changes.update(dynamic_batch=False, max_batch=1)
+        changes.update(dynamic_batch=False, max_batch=facts.fixed_batch)
         notes.append(f"the graph fixes the batch at {facts.fixed_batch}: kept fixed")
     if facts.fixed_size and config.dynamic_shape and not config.fuse_resize:
         changes.update(dynamic_shape=False, min_size=None, max_size=None)
@@ -327,7 +332,7 @@ def export_foreign_onnx(
         raise ExportError(f"{source}: this fcn-edge ONNX already has its heads ({meta.input_dtype} input, "
                           f"{meta.output_kind} output); export again from its source to change them")
     facts = analyse(model, config, classes, hints, source, meta)
-    config = _fit_config(config, facts, notes)
+    config = _fit_config(config, facts, meta, notes)
     base = _meta_base(path, model, facts, classes, architecture, hints, meta, notes)
     final_meta = deployment_meta(base, config, f"export: foreign ONNX, opset {opset_of(model)}",
                                  source_hash=file_sha256(path))

@@ -41,7 +41,7 @@ def parity_sizes(config: ExportConfig) -> List[Tuple[int, Tuple[int, int]]]:
     """(batch, (H, W)) pairs: batch 2 at the export size (1 when the batch is fixed), and,
     for a dynamic graph, batch 1 at an odd size inside the range, so a shape that only works
     at the example size fails. With a fused resize the sizes are frame sizes."""
-    batch = 2 if config.dynamic_batch else 1
+    batch = config.example_batch
     if config.fuse_resize:
         lo, opt, hi = config.frame_range
         sizes = [(batch, opt)]
@@ -63,7 +63,7 @@ def network_inputs(config: ExportConfig) -> List[np.ndarray]:
     """Float NCHW batches for the bare network: at the network sizes (one with a fused resize)."""
     rng = np.random.default_rng(config.seed + 1)
     if config.fuse_resize:
-        sizes = [(2 if config.dynamic_batch else 1, tuple(config.input_size))]
+        sizes = [(config.example_batch, tuple(config.input_size))]
     else:
         sizes = parity_sizes(config)
     return [rng.standard_normal((n, 3, h, w)).astype(np.float32) for n, (h, w) in sizes]
