@@ -29,6 +29,16 @@ KIND_NAMES: Dict[str, str] = {
     "empty": "an empty file",
     "unknown": "a file of unknown format",
 }
+# What to do with a file when an ONNX model is wanted, by its kind.
+_EXPORT_FIRST = "make an ONNX of it first with `fcn-edge export {path} -o model.onnx`"
+TO_ONNX_HINTS: Dict[str, str] = {
+    "checkpoint": _EXPORT_FIRST,
+    "torchscript": "save its weights (torch.save(model.state_dict(), path)) and export them with `fcn-edge export`",
+    "hdf5": _EXPORT_FIRST,
+    "keras": _EXPORT_FIRST,
+    "engine": "an engine is built from an ONNX; use the ONNX it was built from",
+    "empty": "the file is empty: copy or export it again",
+}
 # Only where content cannot settle it: a TensorRT plan's header is not documented, and a
 # protobuf need not start with ir_version. Checkpoints, HDF5 and zips always carry a signature.
 SUFFIX_KINDS: Dict[str, str] = {".onnx": "onnx", ".engine": "engine", ".plan": "engine", ".trt": "engine"}
@@ -62,6 +72,12 @@ class ModelKind:
         if purpose:
             text += f" ({purpose})"
         raise MetaError(text + (f"; {hint}" if hint else ""))
+
+
+    def require_onnx(self, purpose: str) -> "ModelKind":
+        """This object when it is an ONNX model, else :class:`MetaError` naming what it is
+        and how to make an ONNX of it."""
+        return self.require("onnx", purpose=purpose, hint=TO_ONNX_HINTS.get(self.kind, "").format(path=self.path))
 
 
 def _zip_kind(path: Path) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts.dtypes import onnx_dtype_name
-from fcn_edge.artifacts import ModelMeta, file_sha256, meta_from_props
+from fcn_edge.artifacts import ModelMeta, file_sha256, meta_from_props, model_kind
 from fcn_edge.errors import EngineBuildError, MetaError
 from fcn_edge.optional import require
 from fcn_edge.paths import PathLike
@@ -107,6 +107,7 @@ def read_onnx_facts(path: PathLike) -> OnnxFacts:
     path = Path(path)
     if not path.is_file():
         raise EngineBuildError(f"{path}: no such ONNX file")
+    model_kind(path).require_onnx("TensorRT engines are built from ONNX models")
     onnx = require("onnx", "reading the ONNX graph for an engine build")
     try:
         model = onnx.load(str(path), load_external_data=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Tuple
 
-from fcn_edge.artifacts import file_sha256
+from fcn_edge.artifacts import file_sha256, model_kind
 from fcn_edge.atomic import atomic_path
 from fcn_edge.errors import PrecisionError
 from fcn_edge.optional import require
@@ -19,6 +19,7 @@ def load_model(path: PathLike):
     path = Path(path)
     if not path.is_file():
         raise PrecisionError(f"{path}: no such ONNX file")
+    model_kind(path).require_onnx("FP16 and INT8 variants are made from ONNX models")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # DecodeError, missing external data, ...
