@@ -2,14 +2,18 @@
 """Per-stage timing of the runtime: preprocess, inference (h2d + compute + d2h), decode, render.
 
 By default it takes the built-in default model (fcn_edge.weights.default_checkpoint(), or
-``--checkpoint``/``--arch``), exports it twice, unfused (float NCHW in, logits out; host
-normalises and takes the argmax) and fused (uint8 BGR in, argmax mask out), and times both
-through ONNX Runtime on frames of ``--frame`` size (default 640x480). It prints the median
-of each stage and the host overhead, (preprocess + decode) / inference. ``--model`` times
+``--checkpoint``/``--arch``), exports it three times, unfused (float NCHW in, logits out; host
+resizes, normalises and takes the argmax), fused (uint8 BGR in, argmax mask out; host
+resizes) and fused-resize (``--fuse-resize``: frames in at their own size, mask out at it;
+the host copies in and out), and times them through ONNX Runtime on frames of each
+``--frame`` size (default 640x480). It prints the median of each stage, the host ms per
+frame (preprocess + decode) and the host overhead, (preprocess + decode) / inference, and
+how often the fused-resize masks agree with the host-resized ones. ``--model`` times
 existing artifacts instead (.onnx, .engine, .pt); ``--torch`` adds the checkpoint through
 the PyTorch backend (on CUDA when torch sees a GPU).
 
-    python tools/bench_runtime.py                          # default model, fused vs unfused
+    python tools/bench_runtime.py                          # default model, three variants, 640x480
+    python tools/bench_runtime.py --frame 640x480 1280x720 --runs 50
     python tools/bench_runtime.py --model m.engine --cuda-graph
     python tools/bench_runtime.py --arch fcn8s_resnet18 --runs 50 --json out.json
 """
@@ -80,6 +84,9 @@ def summarise(samples: Dict[str, List[float]]) -> Dict[str, Dict[str, float]]:
             out[key] = {"median": statistics.median(values), "mean": statistics.fmean(values),
                         "p90": float(np.percentile(values, 90)), "min": min(values)}
     med = {k: v["median"] for k, v in out.items()}
+    host = [p + d for p, d in zip(samples["preprocess_ms"], samples["decode_ms"])]
+    out["host_ms"] = {"median": statistics.median(host), "mean": statistics.fmean(host), "p90": float(np.percentile(host, 90)),
+                      "min": min(host)}
     out["host_overhead_pct"] = {"median": 100.0 * (med["preprocess_ms"] + med["decode_ms"]) / med["infer_ms"]}
     return out
 
@@ -93,9 +100,9 @@ def export_variants(checkpoint: Path, workdir: Path, input_size: Optional[Tuple[
     meta = load_checkpoint(checkpoint).meta
     size = input_size or meta.input_size
     variants = []
-    for name, fused in (("unfused", False), ("fused", True)):
+    for name, fused, resize in (("unfused", False, False), ("fused", True, False), ("fused-resize", True, True)):
         config = ExportConfig(input_size=size, fuse_preprocess=fused, output="mask" if fused else "logits",
-                              check_parity=False, simplify=is_available("onnxslim"))
+                              fuse_resize=resize, check_parity=False, simplify=is_available("onnxslim"))
         path = workdir / f"model.{name}.onnx"
         export_checkpoint(checkpoint, path, config)
         variants.append((name, path))
@@ -169,19 +176,35 @@ def time_cuda_copies(input_size: Tuple[int, int], num_classes: int, runs: int) -
     return out
 
 
-def print_table(rows: List[Tuple[str, str, Dict]], frame: Tuple[int, int]) -> None:
+def mask_agreement(segmenters: Dict[str, object], frames: List[np.ndarray]) -> Optional[float]:
+    """Fraction of pixels where the fused-resize mask equals the host-resized fused one."""
+    if "fused-resize" not in segmenters or "fused" not in segmenters:
+        return None
+    same = total = 0
+    for frame in frames:
+        a = segmenters["fused-resize"].segment(frame).mask
+        b = segmenters["fused"].segment(frame).mask
+        same += int((a == b).sum())
+        total += a.size
+    return same / total
+
+
+def print_table(rows: List[Tuple[str, str, Dict]], frame: Tuple[int, int], agreement: Optional[float] = None) -> None:
     print(f"\nframes {frame[1]}x{frame[0]}; median ms per frame (mean in brackets)")
-    header = f"{'variant':<10} {'preprocess':>12} {'h2d':>7} {'compute':>14} {'d2h':>7} {'decode':>12} {'render':>12} {'total':>14} {'host/infer':>10}"
+    header = (f"{'variant':<13} {'preprocess':>12} {'h2d':>7} {'compute':>14} {'d2h':>7} {'decode':>12} {'host':>7} "
+              f"{'render':>12} {'total':>14} {'host/infer':>10}")
     print(header)
     print("-" * len(header))
     for name, _desc, s in rows:
         def cell(key, width):
             return f"{s[key]['median']:.2f} ({s[key]['mean']:.2f})".rjust(width)
-        print(f"{name:<10} {cell('preprocess_ms', 12)} {s['h2d_ms']['median']:7.2f} {cell('compute_ms', 14)} "
-              f"{s['d2h_ms']['median']:7.2f} {cell('decode_ms', 12)} {cell('render_ms', 12)} {cell('total_ms', 14)} "
-              f"{s['host_overhead_pct']['median']:9.2f}%")
+        print(f"{name:<13} {cell('preprocess_ms', 12)} {s['h2d_ms']['median']:7.2f} {cell('compute_ms', 14)} "
+              f"{s['d2h_ms']['median']:7.2f} {cell('decode_ms', 12)} {s['host_ms']['median']:7.2f} {cell('render_ms', 12)} "
+              f"{cell('total_ms', 14)} {s['host_overhead_pct']['median']:9.2f}%")
     for name, desc, _s in rows:
         print(f"  {name}: {desc}")
+    if agreement is not None:
+        print(f"  fused-resize masks equal the host-resized (fused) ones on {agreement:.4%} of pixels")
 
 
 def main(argv=None) -> int:
@@ -191,7 +214,7 @@ def main(argv=None) -> int:
     src.add_argument("--arch", help=f"registry architecture with random weights (VOC classes); without a default model installed, {DEFAULT_ARCH} with its synthetic classes is used")
     src.add_argument("--model", type=Path, nargs="+", help="existing artifacts to time as they are")
     p.add_argument("--input-size", type=frame_size, help="network input WxH (default: the model's)")
-    p.add_argument("--frame", type=frame_size, default=(480, 640), help="frame WxH (default 640x480)")
+    p.add_argument("--frame", type=frame_size, nargs="+", default=[(480, 640)], help="frame WxH, one or more (default 640x480)")
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime / torch")
@@ -206,9 +229,8 @@ def main(argv=None) -> int:
 
     from fcn_edge.runtime import load_segmenter
 
-    frames = synthetic_frames(args.frame)
     providers = args.providers.split(",") if args.providers else None
-    rows = []
+    tables = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         checkpoint = None
@@ -225,24 +247,36 @@ def main(argv=None) -> int:
             targets = export_variants(checkpoint, workdir, args.input_size)
             if args.torch:
                 targets.append(("torch", checkpoint))
-        for name, path in targets:
-            kwargs = {"threads": args.threads}
-            if path.suffix == ".onnx":
-                kwargs["providers"] = providers
-            if path.suffix in (".engine", ".plan", ".trt"):
-                kwargs["cuda_graph"] = args.cuda_graph
-                kwargs.pop("threads")
-            with load_segmenter(path, **kwargs) as seg:
-                input_size, num_classes = seg.input_size, seg.meta.num_classes
-                samples = time_segmenter(seg, frames, args.runs, args.warmup, args.render, args.legend)
-                rows.append((name, seg.description, summarise(samples)))
-    print_table(rows, args.frame)
+        segmenters = {}
+        try:
+            for name, path in targets:
+                kwargs = {"threads": args.threads}
+                if path.suffix == ".onnx":
+                    kwargs["providers"] = providers
+                if path.suffix in (".engine", ".plan", ".trt"):
+                    kwargs["cuda_graph"] = args.cuda_graph
+                    kwargs.pop("threads")
+                segmenters[name] = load_segmenter(path, **kwargs)
+            for size in args.frame:
+                frames = synthetic_frames(size)
+                rows = []
+                for name, seg in segmenters.items():
+                    input_size, num_classes = seg.input_size, seg.meta.num_classes
+                    samples = time_segmenter(seg, frames, args.runs, args.warmup, args.render, args.legend)
+                    rows.append((name, seg.description, summarise(samples)))
+                agreement = mask_agreement(segmenters, frames)
+                print_table(rows, size, agreement)
+                tables.append((size, rows, agreement))
+        finally:
+            for seg in segmenters.values():
+                seg.close()
     copies = None
     if args.cuda_copies:
         copies = time_cuda_copies(input_size, num_classes, max(args.runs, 20))
     if args.json:
-        args.json.write_text(json.dumps({"frame": list(args.frame), "runs": args.runs, "cuda_copies": copies,
-                                         "variants": {n: {"description": d, **s} for n, d, s in rows}}, indent=2))
+        args.json.write_text(json.dumps({"runs": args.runs, "cuda_copies": copies, "frames": [
+            {"frame": list(size), "fused_resize_agreement": agreement,
+             "variants": {n: {"description": d, **s} for n, d, s in rows}} for size, rows, agreement in tables]}, indent=2))
     return 0
 
 

@@ -60,7 +60,10 @@ def main(argv=None) -> int:
     print(f"  {meta.architecture}, {meta.num_classes} classes; {meta.input_dtype} {meta.input_layout} "
           f"{meta.channel_order} in, {meta.output_dtype} {meta.output_kind} out; sizes {lo[0]}x{lo[1]} .. "
           f"{hi[0]}x{hi[1]} (opt {meta.input_size[0]}x{meta.input_size[1]}), batch up to {meta.max_batch}")
-    print(f"  source sha256 {meta.source_hash}; parity mask agreement {report.parity.argmax_agreement:.4%}")
+    print(f"  source sha256 {meta.source_hash}; heads: {report.heads}")
+    print(f"  parity: network vs PyTorch max abs diff {report.parity.max_abs_diff:.3g}, argmax agreement "
+          f"{report.parity.argmax_agreement:.4%}; graph vs host preprocessing and argmax, mask agreement "
+          f"{report.head_parity.argmax_agreement:.4%}")
     return 0
 
 

@@ -116,8 +116,9 @@ def _describe(report) -> str:
     layout = "uint8 NHWC BGR frames, normalised in the graph" if meta.fused_preprocess else "float NCHW RGB, normalised on the host"
     if meta.fused_resize:
         layout = "uint8 NHWC BGR frames of any size, resized and normalised in the graph"
+    made = "heads grafted onto the original graph" if report.exporter == "foreign" else f"{report.exporter} exporter"
     lines = [
-        f"wrote {report.path} ({mib:.1f} MiB, opset {report.opset}, {report.exporter} exporter, {slim}, {report.seconds:.1f} s)",
+        f"wrote {report.path} ({mib:.1f} MiB, opset {report.opset}, {made}, {slim}, {report.seconds:.1f} s)",
         f"  model   {meta.architecture}, {meta.num_classes} classes" + (f" ({meta.dataset})" if meta.dataset else ""),
         f"  input   {report.input_dtype:<7} {list(report.input_shape)}  {layout}",
         f"  output  {report.output_name:<7} {report.output_dtype} {list(report.output_shape)}",

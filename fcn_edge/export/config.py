@@ -69,9 +69,12 @@ class ExportConfig:
     atol: float = 1e-4
     rtol: float = 1e-3
     min_agreement: float = 0.999  # parity: fraction of pixels whose argmax agrees
-    # A fused resize vs OpenCV's on the host: OpenCV resizes uint8 in fixed point and rounds to
-    # uint8, the graph resizes floats; classes flip only where two scores nearly tie.
-    min_resize_agreement: float = 0.99
+    # A fused resize vs OpenCV's on the host: OpenCV resizes uint8 in 11-bit fixed point and
+    # rounds to uint8 where the graph resizes floats (up to 0.75 grey levels apart), and its
+    # INTER_NEAREST_EXACT breaks exact ties of the mask's nearest mapping downwards where the
+    # graph (and PyTorch's nearest-exact) goes up: the default model agrees on 99.6 % of the
+    # parity frames' pixels.
+    min_resize_agreement: float = 0.98
     seed: int = 0
 
     def __post_init__(self) -> None:

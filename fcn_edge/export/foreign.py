@@ -338,5 +338,5 @@ def export_foreign_onnx(
                                  source_hash=file_sha256(path))
     reference = original_reference(model, facts) if config.check_parity else None
     return assemble(model, facts.network, final_meta, config, out, reference=reference,
-                    against="the original graph", source=source, exporter="foreign ONNX",
+                    against="the original graph", source=source, exporter="foreign",
                     nodes_exported=len(model.graph.node), simplified=False, notes=notes, start=start)

@@ -374,6 +374,7 @@ def _output_dims(heads: Heads, network: NetworkIO, scores, frame_dims: List[Any]
         n, h, w, _ = (dims + [None] * 4)[:4]
     else:
         n, h, w = dims[0], None, None
+    n = frame_dims[0]  # the batch is the input's
     if heads.output == "logits":
         return [n, heads.num_classes, h, w]
     if heads.resize_to is not None:
