@@ -210,6 +210,22 @@ def test_import_matches_keras(tmp_path, model_class, flavour, size, fmt, kwargs)
     assert_parity(compare(resized, flavour, loaded.model, loaded.meta, pre, other))
 
 
+def test_a_head_that_does_not_score_pixels_is_refused(tmp_path):
+    """The 2019 copy's FCN32: channels-first, but its Reshape((-1, C * H_out)) takes the
+    class count for the height; its softmax runs along the width, not over classes."""
+    import keras
+
+    w, f = slim("fcn_32_vgg")
+    img, levels = kr.vgg_encoder(64, 96, "channels_first", w, check_size=False)
+    o = kr.fcn_head("fcn_32", N, img, levels, "channels_first", f)
+    _, classes, out_h, _ = keras.Model(img, o).output_shape
+    o = keras.layers.Activation("softmax")(keras.layers.Permute((2, 1))(keras.layers.Reshape((-1, classes * out_h))(o)))
+    path = kr.save(keras.Model(img, o), tmp_path, "hdf5-model")
+    with pytest.raises(CheckpointError, match=r"the model's head, Reshape\(\(-1, 288\)\) \+ Permute on a "
+                                              r"channels_first output of 12288 pixels x 3 classes, does not give"):
+        load_keras_model(path)
+
+
 def test_planar_head_is_not_per_pixel(tmp_path):
     """The 2019 copy's head really scrambles: read per pixel, its masks are another model's."""
     model = keras_model("fcn_8_vgg", "bbuf_2019", ODD)
@@ -314,9 +330,17 @@ def test_segmentation_checkpoint_in_tensorflow_format_says_how_to_convert(tmp_pa
     directory = _config_dir(tmp_path)
     (directory / "run.4.index").write_bytes(b"\0" * 16)  # tf.keras' checkpoint: index + data shards
     (directory / "run.4.data-00000-of-00001").write_bytes(b"\0" * 16)
-    with pytest.raises(CheckpointError, match=r"run.4.index: epoch 4 was saved in TensorFlow's checkpoint "
-                                              r"format.*save_weights\('run.h5'\)"):
+    message = r"run.4.index: saved in TensorFlow's checkpoint format.*model.save_weights\('run.4.h5'\)"
+    with pytest.raises(CheckpointError, match=message):
         load_keras_model(directory)
+    with pytest.raises(CheckpointError, match=message):
+        load_keras_model(directory / "run.4.index")
+
+
+def test_folder_without_a_segmentation_config(tmp_path):
+    with pytest.raises(CheckpointError, match="a keras_segmentation checkpoint folder holds one "
+                                              "<prefix>_config.json, this one none"):
+        load_keras_model(tmp_path)
 
 
 # -- bad files -------------------------------------------------------------------------------
@@ -376,12 +400,21 @@ def test_vgg_layers_out_of_order_are_refused(tmp_path):
         load_keras_model(path)
 
 
-def test_truncated_hdf5(tmp_path):
-    path = kr.save(keras_model("fcn_32_vgg", "keras_segmentation", EVEN), tmp_path, "hdf5-model")
+@pytest.mark.parametrize("fmt,problem", [("hdf5-model", "cannot be read as HDF5 \\(truncated or damaged\\?\\)"),
+                                         ("keras3-archive", "cannot read it as a .keras archive")])
+def test_truncated_file(tmp_path, fmt, problem):
+    path = kr.save(keras_model("fcn_32_vgg", "keras_segmentation", EVEN), tmp_path, fmt)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=f"{path}: cannot be read as HDF5 \\(truncated or damaged\\?\\)"):
+    with pytest.raises(CheckpointError, match=f"{path}: {problem}"):
         load_keras_model(path)
+
+
+def test_asked_head_order_must_agree_with_the_saved_head(tmp_path):
+    path = kr.save(keras_model("fcn_8_vgg", "bbuf_2019", ODD), tmp_path, "hdf5-model")
+    with pytest.raises(CheckpointError, match="the saved model's head orders its output planar_reshape, "
+                                              "not per_pixel as asked"):
+        load_keras_model(path, output_order="per_pixel")
 
 
 def test_hdf5_that_is_not_keras(tmp_path):

@@ -12,10 +12,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from fcn_edge.errors import CheckpointError
 from fcn_edge.models.keras_fcn import KERAS_MODEL_CLASSES, keras_output_size
+from fcn_edge.models.keras_weights import config_layers, tensorflow_checkpoint_error
 from fcn_edge.paths import PathLike
 
 SEGMENTATION_CONFIG_SUFFIX = "_config.json"
@@ -31,13 +32,6 @@ class ConfigFacts:
     data_format: str = "channels_last"
     output_order: Optional[str] = None  # "per_pixel" | "planar_reshape"; None: no softmax head found
     bn_epsilon: Optional[float] = None
-    transposed_convs: int = 0
-
-
-def _layers(config: Mapping[str, Any]) -> List[Mapping[str, Any]]:
-    inner = config.get("config", {})
-    entries = inner.get("layers", []) if isinstance(inner, Mapping) else inner
-    return [e for e in entries if isinstance(e, Mapping)] if isinstance(entries, list) else []
 
 
 def _head_order(data_format: str, target: List[Any], permuted: bool, out_hw: Optional[int],
@@ -64,42 +58,46 @@ def _head_order(data_format: str, target: List[Any], permuted: bool, out_hw: Opt
     )
 
 
-def config_facts(config: Mapping[str, Any], source: str) -> ConfigFacts:
-    """Read input size, data format, head order and BN epsilon from a model config."""
-    layers = _layers(config)
-    if not layers:
-        raise CheckpointError(f"{source}: its model config lists no layers")
-    by_class = {}
-    for layer in layers:
-        by_class.setdefault(str(layer.get("class_name")), []).append(layer.get("config") or {})
-    data_format = "channels_last"
-    for cls in ("Conv2D", "Conv2DTranspose"):
-        if by_class.get(cls):
-            data_format = str(by_class[cls][0].get("data_format") or "channels_last")
-            break
-    size = None
-    for entry in by_class.get("InputLayer", [])[:1]:
-        shape = entry.get("batch_shape") or entry.get("batch_input_shape")
+def _input_size(inputs: List[Mapping[str, Any]], data_format: str) -> Optional[Tuple[int, int]]:
+    for entry in inputs[:1]:
+        shape = entry.get("batch_shape") or entry.get("batch_input_shape")  # Keras 3 / Keras 2
         if shape and len(shape) == 4:
             hw = shape[2:4] if data_format == "channels_first" else shape[1:3]
             if all(isinstance(v, int) for v in hw):
-                size = (int(hw[0]), int(hw[1]))
-    order = None
+                return int(hw[0]), int(hw[1])
+    return None
+
+
+def _saved_order(by_class: Mapping[str, List[Mapping[str, Any]]], data_format: str,
+                 size: Optional[Tuple[int, int]], source: str) -> Optional[str]:
     reshapes = by_class.get("Reshape", [])
-    if reshapes:
-        target = list(reshapes[-1].get("target_shape") or [])
-        ups = by_class.get("Conv2DTranspose", [])
-        head = {3: "fcn8", 1: "fcn32"}.get(len(ups))
-        out_hw = None
-        if size is not None and head is not None:
-            out_h, out_w = keras_output_size(head, size)
-            out_hw = out_h * out_w
-        classes = ups[-1].get("filters") if ups else None
-        order = _head_order(data_format, target, bool(by_class.get("Permute")), out_hw,
-                            classes if isinstance(classes, int) else None, source)
+    if not reshapes:
+        return None
+    ups = by_class.get("Conv2DTranspose", [])
+    head = {3: "fcn8", 1: "fcn32"}.get(len(ups))
+    out_hw = None
+    if size is not None and head is not None:
+        out_h, out_w = keras_output_size(head, size)
+        out_hw = out_h * out_w
+    classes = ups[-1].get("filters") if ups else None
+    return _head_order(data_format, list(reshapes[-1].get("target_shape") or []), bool(by_class.get("Permute")),
+                       out_hw, classes if isinstance(classes, int) else None, source)
+
+
+def config_facts(config: Mapping[str, Any], source: str) -> ConfigFacts:
+    """Read input size, data format, head order and BN epsilon from a model config."""
+    layers = config_layers(config)
+    if not layers:
+        raise CheckpointError(f"{source}: its model config lists no layers")
+    by_class: Dict[str, List[Mapping[str, Any]]] = {}
+    for layer in layers:
+        by_class.setdefault(str(layer.get("class_name")), []).append(layer.get("config") or {})
+    convs = by_class.get("Conv2D", []) + by_class.get("Conv2DTranspose", [])
+    data_format = str(convs[0].get("data_format") or "channels_last") if convs else "channels_last"
+    size = _input_size(by_class.get("InputLayer", []), data_format)
     bns = by_class.get("BatchNormalization", [])
     epsilon = float(bns[0]["epsilon"]) if bns and "epsilon" in bns[0] else None
-    return ConfigFacts(size, data_format, order, epsilon, len(by_class.get("Conv2DTranspose", [])))
+    return ConfigFacts(size, data_format, _saved_order(by_class, data_format, size, source), epsilon)
 
 
 @dataclass(frozen=True)
@@ -119,11 +117,11 @@ def _prefix_of(path: Path) -> Optional[Path]:
     """The checkpoint prefix that ``path`` names: a config, a prefix, or a weight file."""
     if path.is_dir():
         configs = sorted(path.glob(f"*{SEGMENTATION_CONFIG_SUFFIX}"))
-        if len(configs) > 1:
-            raise CheckpointError(
-                f"{path}: holds {len(configs)} keras_segmentation configs "
-                f"({', '.join(c.name for c in configs[:4])}); name the one to load")
-        return Path(str(configs[0])[: -len(SEGMENTATION_CONFIG_SUFFIX)]) if configs else None
+        if len(configs) != 1:
+            found = f"{len(configs)} ({', '.join(c.name for c in configs[:4])}); name the one to load" if configs else "none"
+            raise CheckpointError(f"{path}: a folder; a keras_segmentation checkpoint folder holds one "
+                                  f"<prefix>{SEGMENTATION_CONFIG_SUFFIX}, this one {found}")
+        return Path(str(configs[0])[: -len(SEGMENTATION_CONFIG_SUFFIX)])
     text = str(path)
     if text.endswith(SEGMENTATION_CONFIG_SUFFIX):
         return Path(text[: -len(SEGMENTATION_CONFIG_SUFFIX)])
@@ -199,10 +197,5 @@ def find_segmentation_checkpoint(path: PathLike) -> Optional[SegmentationCheckpo
             "saves one per epoch)")
     epoch, weights = chosen
     if weights.name.endswith(".index"):
-        raise CheckpointError(
-            f"{weights}: epoch {epoch} was saved in TensorFlow's checkpoint format (tf.keras "
-            "writes it when the name does not end in .h5), which fcn-edge does not read. With "
-            "TensorFlow installed, re-save it as HDF5: from keras_segmentation.predict import "
-            f"model_from_checkpoint_path; model_from_checkpoint_path('{prefix}')"
-            f".save_weights('{prefix.name}.h5')")
+        raise tensorflow_checkpoint_error(weights, str(weights.with_suffix("")))
     return SegmentationCheckpoint(config_path, weights, epoch, str(model_class), num_classes, size, out)

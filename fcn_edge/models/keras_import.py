@@ -8,10 +8,12 @@ Keras numbers the head's layers (``conv2d_13``, ``conv2d_transpose_1``) by how m
 built before them in the session, and Keras 3 ``.weights.h5`` files keep no names at all,
 so layers are placed by their shapes: each expected layer takes the next file layer whose
 arrays have exactly its shapes, in the file's (``model.layers``) order. Layers with equal
-shapes always sit on one chain of the graph (block4_conv2 ... block5_conv3; upscore2 ->
-upscore_pool4), which every topological order keeps in sequence. VGG layers the file does
-name (``block3_conv2``) must land where their name says. Anything left over on either side
-is reported, never skipped.
+shapes sit on one chain of the graph (block4_conv2 ... block5_conv3; upscore2 ->
+upscore_pool4), which every topological order keeps in sequence; the one exception,
+score_pool4 and score_pool3 over the small encoder's equal-width stages, comes pool4 first
+both in creation order and in Keras' depth-sorted ``model.layers``. VGG layers the file
+does name (``block3_conv2``) must land where their name says. Anything left over on either
+side is reported, never skipped.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from fcn_edge.artifacts import ModelMeta, file_sha256
 from fcn_edge.classes import ClassList, resolve_classes
 from fcn_edge.errors import CheckpointError
 from fcn_edge.models.checkpoint import LoadedCheckpoint
-from fcn_edge.models.keras_config import config_facts, find_segmentation_checkpoint
+from fcn_edge.models.keras_config import (
+    ConfigFacts, SegmentationCheckpoint, config_facts, find_segmentation_checkpoint,
+)
 from fcn_edge.models.keras_fcn import (
     DEFAULT_INPUT_SIZE, FC_WIDTH, KERAS_BN_EPSILON, KERAS_MODEL_CLASSES, VGG16_WIDTHS, VANILLA_WIDTHS,
     KerasFCN, KerasFCNSpec, keras_output_size, spec_for_architecture, vgg16_conv_names,
 )
-from fcn_edge.models.keras_preprocessing import default_preprocessing, keras_preprocessing
+from fcn_edge.models.keras_preprocessing import KerasPreprocessing, default_preprocessing, keras_preprocessing
 from fcn_edge.models.keras_weights import KerasFile, KerasLayer, read_keras_file
 from fcn_edge.paths import PathLike
 
@@ -233,6 +237,53 @@ def _class_list(classes: Optional[ClassList], num_classes: int, source: str) -> 
     return classes
 
 
+def _spec(kfile: KerasFile, facts: Optional[ConfigFacts], segmentation: Optional[SegmentationCheckpoint],
+          arch: Optional[str], num_classes: Optional[int], output_order: Optional[str]) -> KerasFCNSpec:
+    """The model to build: what the file and its config say, the arguments where they are silent."""
+    source = str(kfile.path)
+    head = encoder = asked_order = None
+    if arch is not None:
+        named = spec_for_architecture(arch, 1)
+        head, encoder = named.head, named.encoder
+        asked_order = named.output_order if named.output_order != "per_pixel" else None
+    asked_order = output_order or asked_order
+    if segmentation is not None:
+        saved = KERAS_MODEL_CLASSES[segmentation.model_class]
+        if arch is not None and (head, encoder) != saved:
+            raise CheckpointError(f"{segmentation.config_path}: model_class {segmentation.model_class!r} "
+                                  f"is not the {arch!r} asked for")
+        if num_classes is not None and num_classes != segmentation.num_classes:
+            raise CheckpointError(f"{segmentation.config_path}: n_classes {segmentation.num_classes}, "
+                                  f"not {num_classes} as asked")
+        (head, encoder), num_classes = saved, segmentation.num_classes
+    saved_order = facts.output_order if facts else None
+    if asked_order and saved_order and asked_order != saved_order:
+        raise CheckpointError(f"{source}: the saved model's head orders its output {saved_order}, "
+                              f"not {asked_order} as asked")
+    epsilon = facts.bn_epsilon if facts and facts.bn_epsilon is not None else KERAS_BN_EPSILON
+    return infer_spec(kfile.layers, source, head, encoder, num_classes,
+                      asked_order or saved_order or "per_pixel", epsilon)
+
+
+def _history(spec: KerasFCNSpec, kfile: KerasFile, source_format: str, pre: KerasPreprocessing,
+             size: Tuple[int, int]) -> Tuple[str, ...]:
+    """ModelMeta's provenance lines: what was read, how it is fed, what comes out."""
+    out_h, out_w = keras_output_size(spec.head, size)
+    version = f"Keras {kfile.keras_version}" if kfile.keras_version else "Keras"
+    history = [
+        f"import: {source_format} {kfile.path.name} ({spec.keras_name}; {version}"
+        + (f", {kfile.backend} backend" if kfile.backend else "") + ")",
+        f"keras preprocessing: {pre.text}",
+        f"keras output: {out_h}x{out_w} for {size[0]}x{size[1]} input, the whole map covering "
+        f"the frame; head order {spec.output_order}",
+    ]
+    if kfile.backend == "theano":
+        history.append("kernels flipped in space: Keras 2's Theano backend convolves")
+    if not spec.original_widths:
+        history.append(f"encoder widths {spec.widths}, fc {spec.fc_width} (not the original's)")
+    return tuple(history)
+
+
 def load_keras_model(
     path: PathLike,
     arch: Optional[str] = None,
@@ -248,7 +299,8 @@ def load_keras_model(
     ``.weights.h5`` or ``.keras``, or a keras_segmentation checkpoint (its folder, its
     ``<prefix>_config.json``, its prefix: the newest epoch is loaded; or one epoch's file).
     Everything the file or checkpoint says is used; the arguments fill in what it does not
-    (weights-only files) and must agree with what it does:
+    (weights-only files) and must agree with what it does (``input_size`` may differ: the
+    network is fully convolutional):
 
     * ``arch``: fcn_8_vgg, fcn_32_vgg, fcn_8, fcn_32 (keras_segmentation's names) or an
       fcn-edge name (fcn8s_vgg16_keras, ..., with ``_planar`` for that head); default: from
@@ -262,64 +314,30 @@ def load_keras_model(
     """
     path = Path(path)
     segmentation = find_segmentation_checkpoint(path)
-    weights_path = segmentation.weights_path if segmentation else path
     if segmentation is None and not path.is_file():
         raise CheckpointError(f"{path}: no such Keras weight file or keras_segmentation checkpoint")
-    source = str(weights_path)
-    kfile = read_keras_file(weights_path)
+    kfile = read_keras_file(segmentation.weights_path if segmentation else path)
+    source = str(kfile.path)
     facts = config_facts(kfile.config, source) if kfile.config is not None else None
-
-    head = encoder = order_from_arch = None
-    if arch is not None:
-        named = spec_for_architecture(arch, 1)
-        head, encoder = named.head, named.encoder
-        order_from_arch = named.output_order if arch.endswith("_planar") else None
-    if segmentation is not None:
-        saved = KERAS_MODEL_CLASSES[segmentation.model_class]
-        if arch is not None and (head, encoder) != saved:
-            raise CheckpointError(f"{segmentation.config_path}: model_class {segmentation.model_class!r} "
-                                  f"is not the {arch!r} asked for")
-        head, encoder = saved
-        if num_classes is not None and num_classes != segmentation.num_classes:
-            raise CheckpointError(f"{segmentation.config_path}: n_classes {segmentation.num_classes}, "
-                                  f"not {num_classes} as asked")
-        num_classes = segmentation.num_classes
-    order = output_order or order_from_arch or (facts.output_order if facts else None) or "per_pixel"
-    epsilon = facts.bn_epsilon if facts and facts.bn_epsilon is not None else KERAS_BN_EPSILON
-    spec = infer_spec(kfile.layers, source, head, encoder, num_classes, order, epsilon)
+    spec = _spec(kfile, facts, segmentation, arch, num_classes, output_order)
     what = f"a Keras {spec.keras_name} ({spec.architecture}, {spec.num_classes} classes)"
     pairs = match_layers(expected_slots(spec), kfile.layers, source, what)
 
     data_format = facts.data_format if facts else "channels_last"
-    pre = keras_preprocessing(preprocessing) if preprocessing else default_preprocessing(data_format, order)
-    theano = kfile.backend == "theano"
+    pre = keras_preprocessing(preprocessing) if preprocessing else default_preprocessing(data_format, spec.output_order)
     model = KerasFCN(spec)
-    state = state_dict_from(pairs, flip_kernels=theano, bgr_input=pre.network_order == "BGR")
-    for key, value in model.state_dict().items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = value
+    state = state_dict_from(pairs, flip_kernels=kfile.backend == "theano", bgr_input=pre.network_order == "BGR")
+    state.update({k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")})
     model.load_state_dict(state, strict=True)
     model.eval()
 
     size = tuple(input_size or (facts.input_size if facts else None)
                  or (segmentation.input_size if segmentation else None) or DEFAULT_INPUT_SIZE)
-    out_size = keras_output_size(spec.head, size)
     class_list = _class_list(classes, spec.num_classes, source)
     source_format = "keras_segmentation" if segmentation else kfile.format
-    version = f"Keras {kfile.keras_version}" if kfile.keras_version else "Keras"
-    history = [
-        f"import: {source_format} {weights_path.name} ({spec.keras_name}; {version}"
-        + (f", {kfile.backend} backend" if kfile.backend else "") + ")",
-        f"keras preprocessing: {pre.text}",
-        f"keras output: {out_size[0]}x{out_size[1]} for {size[0]}x{size[1]} input, the whole map "
-        f"covering the frame; head order {spec.output_order}",
-    ]
-    if theano:
-        history.append("kernels flipped in space: Keras 2's Theano backend convolves")
-    if not spec.original_widths:
-        history.append(f"encoder widths {spec.widths}, fc {spec.fc_width} (not the original's)")
     meta = ModelMeta(spec.architecture, class_list.names, class_list.palette, input_size=size,
-                     mean=pre.mean, std=pre.std, dataset=class_list.dataset, history=tuple(history))
+                     mean=pre.mean, std=pre.std, dataset=class_list.dataset,
+                     history=_history(spec, kfile, source_format, pre, size))
     extra = {
         "keras_format": kfile.format,
         "keras_version": kfile.keras_version,
@@ -327,8 +345,8 @@ def load_keras_model(
         "keras_model": spec.keras_name,
         "preprocessing": pre.name,
         "output_order": spec.output_order,
-        "output_size": list(out_size),
+        "output_size": list(keras_output_size(spec.head, size)),
     }
     if segmentation is not None:
         extra.update(epoch=segmentation.epoch, config=str(segmentation.config_path))
-    return LoadedCheckpoint(model, meta, source_format, weights_path, file_sha256(weights_path), extra)
+    return LoadedCheckpoint(model, meta, source_format, kfile.path, file_sha256(kfile.path), extra)

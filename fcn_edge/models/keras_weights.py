@@ -109,13 +109,13 @@ def _key_order(key: str) -> Tuple[str, int]:
     return match["stem"], int(match["n"] or 0)
 
 
-def _keras3_layers(group, path: str = "layers") -> List[KerasLayer]:
+def _keras3_layers(group) -> List[KerasLayer]:
     """``layers/<key>/vars/<i>`` in model.layers order per class; nested models in place."""
     layers: List[KerasLayer] = []
     for key in sorted(group, key=_key_order):
         child = group[key]
         if "layers" in child:  # a nested Functional/Sequential model
-            layers += _keras3_layers(child["layers"], f"{path}/{key}/layers")
+            layers += _keras3_layers(child["layers"])
         variables = child.get("vars")
         if variables is None or not len(variables):
             continue
@@ -126,19 +126,31 @@ def _keras3_layers(group, path: str = "layers") -> List[KerasLayer]:
     return layers
 
 
-def config_classes(config: Optional[Mapping[str, Any]]) -> Dict[str, str]:
-    """Layer name -> class name, from a Keras model config (Functional or Sequential)."""
+def config_layers(config: Optional[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    """The layer entries of a Keras model config (Functional or Sequential), in its order."""
     if not isinstance(config, Mapping):
-        return {}
+        return []
     inner = config.get("config", {})
     entries = inner.get("layers", []) if isinstance(inner, Mapping) else inner
+    return [e for e in entries if isinstance(e, Mapping)] if isinstance(entries, list) else []
+
+
+def config_classes(config: Optional[Mapping[str, Any]]) -> Dict[str, str]:
+    """Layer name -> class name, from a Keras model config."""
     out = {}
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, Mapping):
-            name = entry.get("name") or (entry.get("config") or {}).get("name")
-            if name:
-                out[str(name)] = str(entry.get("class_name", ""))
+    for entry in config_layers(config):
+        name = entry.get("name") or (entry.get("config") or {}).get("name")
+        if name:
+            out[str(name)] = str(entry.get("class_name", ""))
     return out
+
+
+def tensorflow_checkpoint_error(index: Path, prefix: str) -> CheckpointError:
+    """tf.keras' own checkpoint format (``<name>.index`` + ``<name>.data-*``): not read here."""
+    return CheckpointError(
+        f"{index}: saved in TensorFlow's checkpoint format (tf.keras writes it when the name "
+        "does not end in .h5), which fcn-edge does not read. With TensorFlow installed, re-save "
+        f"it as HDF5: build the model, model.load_weights('{prefix}'), model.save_weights('{Path(prefix).name}.h5')")
 
 
 def _json(text: Any, source: str, what: str) -> Mapping[str, Any]:
@@ -151,8 +163,7 @@ def _json(text: Any, source: str, what: str) -> Mapping[str, Any]:
     return value
 
 
-def _read_hdf5(path: Path, source: str, config: Optional[Mapping[str, Any]] = None,
-               archive_format: str = "") -> KerasFile:
+def _read_hdf5(path: Path, source: str, config: Optional[Mapping[str, Any]] = None) -> KerasFile:
     h5py = require("h5py", "reading Keras weight files")
     try:
         with h5py.File(path, "r") as f:
@@ -168,7 +179,7 @@ def _read_hdf5(path: Path, source: str, config: Optional[Mapping[str, Any]] = No
                 return KerasFile(path, "hdf5-weights", _legacy_layers(f, {}, source), None, backend, version)
             if isinstance(f.get("layers"), h5py.Group):
                 layers = tuple(_keras3_layers(f["layers"]))
-                return KerasFile(path, archive_format or "keras3-weights", layers, config, backend, version)
+                return KerasFile(path, "keras3-weights", layers, config, backend, version)
     except OSError as exc:  # truncated or damaged: h5py says "truncated file", "bad object header" ...
         raise CheckpointError(f"{source}: cannot be read as HDF5 (truncated or damaged?): {exc}") from exc
     raise CheckpointError(
@@ -192,7 +203,7 @@ def _read_archive(path: Path) -> KerasFile:
                 extracted = Path(tmp) / "model.weights.h5"
                 with archive.open(weights) as src, open(extracted, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                inner = _read_hdf5(extracted, f"{source}:{weights}", config, "keras3-archive")
+                inner = _read_hdf5(extracted, f"{source}:{weights}", config)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
         raise CheckpointError(f"{source}: cannot read it as a .keras archive: {exc}") from exc
     return KerasFile(path, "keras3-archive", inner.layers, config, inner.backend,
@@ -202,9 +213,11 @@ def _read_archive(path: Path) -> KerasFile:
 def read_keras_file(path: PathLike) -> KerasFile:
     """The layers of a Keras weight file or archive, whichever of KERAS_FORMATS it is."""
     path = Path(path)
+    if path.suffix == ".index" and list(path.parent.glob(path.stem + ".data-*")):
+        raise tensorflow_checkpoint_error(path, str(path.with_suffix("")))
     kind = model_kind(path)
-    if kind.kind == "keras":
-        return _read_archive(path)
+    if kind.kind == "keras" or (kind.kind == "zip" and path.suffix == ".keras"):
+        return _read_archive(path)  # a damaged .keras says why there
     kind.require("hdf5", purpose="Keras weights",
                  hint="give a Keras .h5 / .weights.h5 / .keras file, or a keras_segmentation checkpoint")
     return _read_hdf5(path, str(path))
