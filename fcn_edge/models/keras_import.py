@@ -325,10 +325,11 @@ def load_keras_model(
 
     data_format = facts.data_format if facts else "channels_last"
     pre = keras_preprocessing(preprocessing) if preprocessing else default_preprocessing(data_format, spec.output_order)
-    model = KerasFCN(spec)
+    with torch.device("meta"):  # no random init of 134 M parameters only to overwrite them
+        model = KerasFCN(spec)
     state = state_dict_from(pairs, flip_kernels=kfile.backend == "theano", bgr_input=pre.network_order == "BGR")
-    state.update({k: v for k, v in model.state_dict().items() if k.endswith("num_batches_tracked")})
-    model.load_state_dict(state, strict=True)
+    state.update({k: torch.zeros((), dtype=torch.long) for k in model.state_dict() if k.endswith("num_batches_tracked")})
+    model.load_state_dict(state, strict=True, assign=True)
     model.eval()
 
     size = tuple(input_size or (facts.input_size if facts else None)
