@@ -167,6 +167,78 @@ def test_dla_fp32_is_refused_and_fp16_falls_back(onnx_dir):
     assert result.plan.typing == "strong" and plan["builder_flags"] == ["GPU_FALLBACK"]
 
 
+def int32_to_uint8_mask(path: Path) -> Path:
+    """The mask head fcn-edge exported before it cast through float (ArgMax -> int32 -> uint8),
+    made from a real int32-mask export by appending the Cast(to=UINT8) that exporter wrote, so
+    the graph stays the bad one whatever the exporter does today."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(make_tiny_onnx(path, fused=True, output_kind="mask", mask_dtype="int32")))
+    output = model.graph.output[0]
+    for node in model.graph.node:
+        node.output[:] = [f"{output.name}_int32" if o == output.name else o for o in node.output]
+    model.graph.node.append(helper.make_node("Cast", [f"{output.name}_int32"], [output.name],
+                                             to=TensorProto.UINT8, name="/model/Cast_1"))
+    output.type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0", "11.4.0.106"])
+def test_a_cast_tensorrt_cannot_build_is_refused_before_building(tmp_path, version):
+    """TensorRT's DataType.UINT8: "uint8 conversions are only supported for {float32, float16}"."""
+    path = int32_to_uint8_mask(tmp_path / "old_mask.onnx")
+    trt = make_fake_tensorrt(version)
+    builder_made = []
+    real_builder = trt.Builder
+    trt.Builder = lambda logger: builder_made.append(1) or real_builder(logger)
+    with pytest.raises(EngineBuildError) as info:
+        run_build(path, BuildConfig(), trt=trt, device=FakeDevice())
+    message = str(info.value)
+    assert "old_mask.onnx: node '/model/Cast_1' (Cast) converts int32 to uint8" in message
+    assert f"TensorRT {version} cannot build" in message and "re-export the model with a current fcn-edge" in message
+    assert "--mask-dtype int32" in message
+    assert len(builder_made) == 1  # refused at the plan, before any network was parsed or built
+
+
+def test_the_dry_run_refuses_the_cast_without_tensorrt(tmp_path, monkeypatch):
+    from fcn_edge.engine.engine_file import plan_engine_build
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    path = int32_to_uint8_mask(tmp_path / "old_mask.onnx")
+    with pytest.raises(EngineBuildError, match="'/model/Cast_1' \\(Cast\\) converts int32 to uint8"):
+        plan_engine_build(path, trt_version="8.6")
+
+
+def test_casts_from_and_to_float_are_built(onnx_dir, tmp_path):
+    """The fused input's uint8 -> float32 and an int32 mask pass the check; each Cast is read with
+    the element types on both of its sides."""
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+
+    facts = read_onnx_facts(onnx_dir / "tiny_fused.onnx")
+    assert ("uint8", "float32") in {(c.source, c.target) for c in facts.casts}
+    build(onnx_dir / "tiny_fused.onnx", "10.3.0")
+    int32_mask = make_tiny_onnx(tmp_path / "int32.onnx", fused=True, output_kind="mask", mask_dtype="int32")
+    assert ("int64", "int32") in {(c.source, c.target) for c in read_onnx_facts(int32_mask).casts}
+    build(int32_mask, "10.3.0")
+
+
+def test_todays_uint8_mask_export_is_judged_by_its_casts(tmp_path):
+    """A uint8-mask export of this checkout either casts into uint8 from float (and builds) or
+    is refused by the plan; it never reaches TensorRT with an int32 -> uint8 cast."""
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+
+    path = make_tiny_onnx(tmp_path / "mask.onnx", fused=True, output_kind="mask")
+    into_uint8 = [c for c in read_onnx_facts(path).casts if c.target == "uint8"]
+    assert into_uint8, "the uint8 mask head has no Cast to uint8"
+    if all(c.source in ("float32", "float16") for c in into_uint8):
+        build(path, "10.3.0")
+    else:
+        with pytest.raises(EngineBuildError, match="re-export the model with a current fcn-edge"):
+            build(path, "10.3.0")
+
+
 def test_parser_errors_name_nodes_and_ops(tmp_path):
     import onnx
 

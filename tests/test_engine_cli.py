@@ -88,6 +88,15 @@ def test_dry_run_refusal_is_one_line_and_exit_2(capsys, no_tensorrt, models):
     assert err.count("\n") == 1 and "fcn-edge quantize tiny_fp32.onnx --precision fp16" in err
 
 
+def test_dry_run_refuses_an_old_uint8_mask_head(capsys, no_tensorrt, tmp_path):
+    from test_engine_build_fake import int32_to_uint8_mask
+
+    path = int32_to_uint8_mask(tmp_path / "old.onnx")
+    code, out, err = dry_run(capsys, path, "--trt-version", "8.6")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "node '/model/Cast_1' (Cast) converts int32 to uint8, which TensorRT 8.6 cannot build" in err
+
+
 def test_dry_run_needs_a_version_without_tensorrt(capsys, no_tensorrt, models):
     code, _, err = dry_run(capsys, models["fp32"])
     assert code == 2 and "--trt-version" in err

@@ -4,9 +4,10 @@
 and the :class:`Capabilities` of the TensorRT at hand (probed from the real module, or
 declared for ``--dry-run``). A real build and a dry run therefore make the same decisions,
 and a request that the TensorRT cannot honour is refused here, with what to do instead,
-before any minutes are spent building. Each decision is one small function (precision, INT8
-mode, typing, network flags, builder flags, calibrator, DLA, builder options, profiles);
-:func:`plan_build` composes them in that order, so the first refusal is the most basic one.
+before any minutes are spent building. Each decision is one small function (casts TensorRT
+cannot build, precision, INT8 mode, typing, network flags, builder flags, calibrator, DLA,
+builder options, profiles); :func:`plan_build` composes them in that order, so the first
+refusal is the most basic one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from fcn_edge.engine.onnx_facts import OnnxFacts, TensorFacts
 from fcn_edge.errors import EngineBuildError
 
 CALIBRATOR_CLASSES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
+
+# TensorRT's DataType.UINT8 (8.6 to 11.x, the same words in each release's bindings):
+# "uint8 conversions are only supported for {float32, float16}" and "are not supported for
+# {int8, int32, bool}".
+UINT8_CONVERTS_WITH = ("float32", "float16", "uint8")
 
 QUANTIZE_FP16 = "fcn-edge quantize {onnx} --precision fp16"
 QUANTIZE_INT8 = "fcn-edge quantize {onnx} --precision int8 --calib IMAGES"
@@ -200,6 +206,23 @@ def calibration_input(facts: OnnxFacts, config: BuildConfig, batch: int) -> Tupl
 
 
 # -- one decision each ----------------------------------------------------------------------
+def check_casts(facts: OnnxFacts, caps: Capabilities) -> None:
+    """Refuse a graph with a Cast TensorRT cannot build: uint8 from or to anything but
+    float32/float16 (an fcn-edge export before the mask was cast through float has one:
+    ArgMax -> int32 -> uint8)."""
+    bad = [c for c in facts.casts if c.source and "uint8" in (c.source, c.target)
+           and not {c.source, c.target} <= set(UINT8_CONVERTS_WITH)]
+    if not bad:
+        return
+    found = "; ".join(f"node '{c.name}' (Cast) converts {c.source} to {c.target}" for c in bad)
+    raise EngineBuildError(
+        f"{facts.path.name}: {found}, which TensorRT {caps.version} cannot build (its uint8 converts only "
+        "from and to float32/float16): re-export the model with a current fcn-edge, which casts the mask "
+        "through float (`fcn-edge export MODEL --output-kind mask`), or export an int32 mask "
+        "(--mask-dtype int32)"
+    )
+
+
 def choose_precision(facts: OnnxFacts, config: BuildConfig) -> str:
     """The engine's precision: what the ONNX carries unless asked otherwise, never less."""
     onnx_precision = facts.precision
@@ -421,6 +444,7 @@ def plan_build(
     none); ``platform_fast_fp16`` and ``dla_cores`` are what the builder reports (None in a
     dry run).
     """
+    check_casts(facts, caps)
     precision = choose_precision(facts, config)
     int8_mode = choose_int8_mode(precision, facts, config, caps)
     typing = choose_typing(precision, int8_mode, facts, config, caps)
