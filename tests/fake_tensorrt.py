@@ -57,6 +57,18 @@ RELEASES = {
 }
 
 UNSUPPORTED_OPS = {"FakeUnsupportedOp"}
+# What TensorRT's engine inspector writes as a layer output's "Format/Datatype", per element
+# type (strings as TensorRT prints them; TensorRT Engine Explorer lists them all).
+INSPECTOR_FORMATS = {
+    "float32": "Row major linear FP32",
+    "float16": "Channel major FP16 format where channel % 8 == 0",
+    "int8": "Four wide channel vectorized row major Int8 format",
+    "uint8": "Row major linear UInt8 format",
+    "int32": "Row major linear Int32",
+    "int64": "Row major linear Int64 format",
+    "bool": "Row major linear BOOL",
+    "bfloat16": "Row major linear BFloat16 format",
+}
 MAGIC = b"ftrt"  # the first bytes of a real TensorRT 8+ plan
 DLA_OPS = {"Conv", "Relu", "Add", "Mul", "Sub"}
 
@@ -137,8 +149,8 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.name, self.shape, self.dtype = name, tuple(shape), dtype_of.get(dtype, trt.DataType.FLOAT)
 
     class FakeLayer:
-        def __init__(self, name: str, op: str):
-            self.name, self.op = name, op
+        def __init__(self, name: str, op: str, dtype: str = "float32"):
+            self.name, self.op, self.dtype = name, op, dtype  # dtype: the ONNX type of its first output
 
     class FakeNetwork:
         def __init__(self, flags: int):
@@ -189,12 +201,18 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
             model = onnx.load(path, load_external_data=False)
             inits = {i.name for i in model.graph.initializer}
+            inferred = onnx.shape_inference.infer_shapes(model).graph
+            types = {v.name: v.type.tensor_type.elem_type
+                     for v in list(inferred.input) + list(inferred.value_info) + list(inferred.output)}
             self.network.fp16_weights = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
             for index, node in enumerate(model.graph.node):
                 if node.op_type in UNSUPPORTED_OPS:
                     self.errors.append(ParserError(
                         f"No importer registered for op: {node.op_type}", index, node.name, node.op_type))
-                self.network.layers.append(FakeLayer(node.name, node.op_type))
+                elem_type = types.get(node.output[0], onnx.TensorProto.FLOAT) if node.output else onnx.TensorProto.FLOAT
+                np_type = onnx.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else np.float32
+                dtype = "bfloat16" if elem_type == onnx.TensorProto.BFLOAT16 else str(np.dtype(np_type))
+                self.network.layers.append(FakeLayer(node.name, node.op_type, dtype))
             for value in model.graph.input:
                 if value.name in inits:
                     continue
@@ -325,6 +343,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                          and network.flags & (1 << int(getattr(trt.NetworkDefinitionCreationFlag, n)))]
             plan = {
                 "fake_engine": version,
+                "weak_typing_exists": shape["weak_flags"],
                 "network_flags": set_flags,
                 "builder_flags": config.flags,
                 "pools": config.pools,
@@ -337,7 +356,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 "calibration": calibration,
                 "inputs": [[t.name, list(t.shape), t.dtype.name] for t in network.inputs],
                 "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
-                "layers": [[l.name, l.op] for l in network.layers],
+                "layers": [[l.name, l.op, l.dtype] for l in network.layers],
                 "fp16_weights": network.fp16_weights,
             }
             return MAGIC + json.dumps(plan).encode()
@@ -353,16 +372,18 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
         def get_engine_information(self, fmt) -> str:
             if self.plan["profiling_verbosity"] != "DETAILED":
-                return json.dumps({"Layers": [name for name, _ in self.plan["layers"]]})
-            strong = "STRONGLY_TYPED" in self.plan["network_flags"]
+                return json.dumps({"Layers": [layer[0] for layer in self.plan["layers"]]})
+            strong = "STRONGLY_TYPED" in self.plan["network_flags"] or not self.plan["weak_typing_exists"]
             # weak typing: the flags decide; strong: what the ONNX carries (Q/DQ, float16 weights)
             flags, layers = self.plan["builder_flags"], self.plan["layers"]
-            qdq = any(op == "QuantizeLinear" for _, op in layers)
-            kind = "Int8" if "INT8" in flags or strong and qdq \
-                else "Half" if "FP16" in flags or strong and self.plan["fp16_weights"] else "Float"
+            qdq = any(op == "QuantizeLinear" for _, op, _ in layers)
+            compute = "int8" if "INT8" in flags or strong and qdq \
+                else "float16" if "FP16" in flags or strong and self.plan["fp16_weights"] else "float32"
             return json.dumps({"Layers": [
-                {"Name": name, "LayerType": op, "Outputs": [{"Name": f"{name}_out", "Format/Datatype": f"Row major linear {kind}"}]}
-                for name, op in self.plan["layers"]
+                {"Name": name, "LayerType": op,
+                 "Outputs": [{"Name": f"{name}_out",
+                              "Format/Datatype": INSPECTOR_FORMATS[compute if dtype in ("float32", "float16") else dtype]}]}
+                for name, op, dtype in layers
             ]})
 
     class ICudaEngine:
@@ -412,6 +433,18 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     trt.ICudaEngine = ICudaEngine
     trt.Runtime = Runtime
     return trt
+
+
+def expected_precisions(plan: dict, compute: str) -> Dict[str, int]:
+    """What the engine inspector reports for a fake engine whose floating layers run in
+    ``compute`` precision: integer layers (shape arithmetic, ArgMax, casts to int) keep their type."""
+    names = {"float32": "fp32", "float16": "fp16", "int8": "int8", "uint8": "uint8", "int32": "int32",
+             "int64": "int64", "bool": "bool", "bfloat16": "bf16"}
+    counts: Dict[str, int] = {}
+    for _name, _op, dtype in plan["layers"]:
+        key = compute if dtype in ("float32", "float16") or (dtype == "int8" and compute == "int8") else names[dtype]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def fake_plan(engine: bytes) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fake_tensorrt import DLA_OPS, FakeDevice, fake_plan, make_fake_tensorrt
+from fake_tensorrt import DLA_OPS, FakeDevice, expected_precisions, fake_plan, make_fake_tensorrt
 from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
 from fcn_edge.engine.artifact import write_engine
 from fcn_edge.engine.build import build_engine, run_build
@@ -239,6 +239,50 @@ def test_todays_uint8_mask_export_is_judged_by_its_casts(tmp_path):
             build(path, "10.3.0")
 
 
+def float_cast_uint8_mask(path: Path) -> Path:
+    """A uint8 mask head TensorRT can build: ArgMax -> int32 -> float32 -> uint8."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(make_tiny_onnx(path, fused=True, output_kind="mask", mask_dtype="int32")))
+    output = model.graph.output[0]
+    for node in model.graph.node:
+        node.output[:] = [f"{output.name}_int32" if o == output.name else o for o in node.output]
+    model.graph.node.extend([
+        helper.make_node("Cast", [f"{output.name}_int32"], [f"{output.name}_float"], to=TensorProto.FLOAT, name="to_float"),
+        helper.make_node("Cast", [f"{output.name}_float"], [output.name], to=TensorProto.UINT8, name="to_uint8"),
+    ])
+    output.type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("text, precision", [
+    # "Format/Datatype" texts as TensorRT's engine inspector writes them
+    ("Row major linear UInt8 format", "uint8"), ("Channel major UInt8 format", "uint8"), ("UInt8", "uint8"),
+    ("Row major linear BFloat16 format", "bf16"), ("Channel major BFloat16 format where channel % 8 == 0", "bf16"),
+    ("BFloat16", "bf16"), ("Four wide channel vectorized row major Int8 format", "int8"),
+    ("Channel major INT8 format where column stride % 32 == 0", "int8"), ("Int8", "int8"),
+    ("Channel major FP16 format where channel % 2 == 0", "fp16"), ("Half", "fp16"),
+    ("Row major linear FP32", "fp32"), ("Float", "fp32"), ("Row major linear Int32", "int32"),
+    ("Row major linear Int64 format", "int64"), ("Row major linear BOOL", "bool"), ("Row major linear FP8 format", "fp8"),
+    ("Unknown format", "other"),
+])
+def test_layer_precision_words(text, precision):
+    from fcn_edge.engine.summary import precision_of
+
+    assert precision_of(text) == precision
+
+
+def test_a_uint8_output_layer_is_not_counted_as_int8(tmp_path):
+    path = float_cast_uint8_mask(tmp_path / "mask.onnx")
+    trt = make_fake_tensorrt("8.6.1")
+    result = run_build(path, BuildConfig(precision="fp16"), trt=trt, device=FakeDevice())
+    summary = summarize_engine(trt, result.engine)
+    assert summary.layer_precisions["uint8"] == 1 and "int8" not in summary.layer_precisions
+    assert summary.layer_precisions == expected_precisions(fake_plan(result.engine), "fp16")
+
+
 def test_parser_errors_name_nodes_and_ops(tmp_path):
     import onnx
 
@@ -421,7 +465,8 @@ def test_engine_and_sidecar_content(onnx_dir, tmp_path):
     assert section["io_tensors"][0] == {"name": "input", "mode": "input", "shape": [-1, 3, -1, -1], "dtype": "float32",
                                         "profile": dict(zip(("min", "opt", "max"), PROFILE_NCHW))}
     assert "fcn-edge build-engine" in section["rebuild_command"]
-    assert summary.layer_precisions == {"int8": len(fake_plan(result.engine)["layers"])}
+    assert summary.layer_precisions == expected_precisions(fake_plan(result.engine), "int8")
+    assert set(summary.layer_precisions) == {"int8", "int64"}  # shape arithmetic stays int64
 
     meta, record = read_engine_sidecar(engine)
     assert meta.precision == "int8" and record.typing == "strong"
@@ -525,7 +570,8 @@ def test_build_engine_file_reads_the_onnx_once_and_writes_both_files(onnx_dir, t
                               rebuild_args=["fcn-edge", "build-engine", "tiny_fp16.onnx"])
     assert hashed == [onnx_dir / "tiny_fp16.onnx"]  # parsed and hashed once for facts, plan and sidecar
     assert built.engine_path.read_bytes() == built.result.engine and built.sidecar_path == tmp_path / "m.engine.json"
-    assert built.summary is not None and built.summary.layer_precisions == {"fp16": built.summary.layer_count}
+    assert built.summary is not None
+    assert built.summary.layer_precisions == expected_precisions(fake_plan(built.result.engine), "fp16")
     meta, record = read_engine_sidecar(built.engine_path)
     assert meta.precision == "fp16" and record.layer_count == built.summary.layer_count
     assert record.rebuild_command == "fcn-edge build-engine tiny_fp16.onnx"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fake_tensorrt import DLA_OPS, FakeDevice, fake_plan, make_fake_tensorrt
+from fake_tensorrt import DLA_OPS, FakeDevice, expected_precisions, fake_plan, make_fake_tensorrt
 from fcn_edge.cli.main import main
 from fcn_edge.engine.config import BuildConfig
 from fcn_edge.engine.engine_file import build_engine_file
@@ -230,7 +230,9 @@ def test_build_command_prints_the_summary_and_writes_both_files(capsys, models, 
     assert f"built {engine} in" in out and "on Xavier (fake) (compute capability 7.2)" in out
     assert "builder flags     FP16, GPU_FALLBACK" in out and "workspace         256 MiB" in out
     assert f"DLA               {on_dla} of {len(ops)} layers can run on DLA core 1; {len(ops) - on_dla} fall back" in out
-    assert f"layer precision   fp16 {len(ops)}" in out and "timing cache      saved to" in out
+    counts = expected_precisions(fake_plan(engine.read_bytes()), "fp16")
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    assert f"layer precision   {listed}  (by each layer's first output)" in out and "timing cache      saved to" in out
     section = json.loads((tmp_path / "m.engine.json").read_text())["engine"]
     assert section["dla_core"] == 1 and section["optimization_level"] == 4
     assert "--dla-core 1" in section["rebuild_command"] and "--precision fp16" in section["rebuild_command"]
