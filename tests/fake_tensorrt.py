@@ -73,6 +73,12 @@ MAGIC = b"ftrt"  # the first bytes of a real TensorRT 8+ plan
 DLA_OPS = {"Conv", "Relu", "Add", "Mul", "Sub"}
 
 
+# 'Device memory' of every FakeDevice, by pointer: the fake builder reads calibration batches
+# from it the way TensorRT reads the pointers a calibrator hands it.
+DEVICE_MEMORY: Dict[int, np.ndarray] = {}
+_next_pointer = [0x1000]
+
+
 class FakeDevice:
     """GPU facts and 'device memory' (host arrays) for calibrator batches."""
 
@@ -80,15 +86,14 @@ class FakeDevice:
         self._facts = DeviceFacts(name, capability)
         self.memory: Dict[int, np.ndarray] = {}
         self.uploads = 0
-        self._next = 0x1000
 
     def facts(self) -> DeviceFacts:
         return self._facts
 
     def alloc(self, nbytes: int) -> int:
-        pointer = self._next
-        self._next += max(nbytes, 1) + 256
-        self.memory[pointer] = np.zeros(nbytes, np.uint8)
+        pointer = _next_pointer[0]
+        _next_pointer[0] += max(nbytes, 1) + 256
+        self.memory[pointer] = DEVICE_MEMORY[pointer] = np.zeros(nbytes, np.uint8)
         return pointer
 
     def upload(self, pointer: int, array: np.ndarray) -> None:
@@ -97,6 +102,7 @@ class FakeDevice:
 
     def free(self, pointer: int) -> None:
         del self.memory[pointer]
+        del DEVICE_MEMORY[pointer]
 
 
 def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp16: bool = True) -> types.ModuleType:
@@ -320,6 +326,30 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
         def create_optimization_profile(self) -> FakeProfile:
             return FakeProfile()
 
+        def _read_calibration_batch(self, network: FakeNetwork, config: IBuilderConfig, names, pointers):
+            """Read each input as TensorRT's calibrator does: float32, whatever the network input's
+            type (trtexec allocates volume * sizeof(float) per calibration input), at the
+            calibration profile's shape (or the input's static shape)."""
+            sums = []
+            for name, pointer in zip(names, pointers):
+                tensor = next(t for t in network.inputs if t.name == name)
+                if config.calibration_profile is not None and name in config.calibration_profile.shapes:
+                    shape = config.calibration_profile.shapes[name][1]
+                elif all(d > 0 for d in tensor.shape):
+                    shape = tensor.shape
+                else:
+                    self.logger.log(severity.ERROR, f"calibration profile not set for dynamic input {name}")
+                    return None
+                wanted = int(np.prod(shape)) * 4
+                buffer = DEVICE_MEMORY.get(int(pointer))
+                if buffer is None or buffer.nbytes < wanted:
+                    held = "no buffer" if buffer is None else f"{buffer.nbytes} bytes"
+                    self.logger.log(severity.ERROR, f"calibration input {name}: TensorRT reads {wanted} bytes of "
+                                    f"float32 at {pointer:#x}, which holds {held}")
+                    return None
+                sums.append(float(buffer[:wanted].view(np.float32).astype(np.float64).sum()))
+            return sums
+
         def build_serialized_network(self, network: FakeNetwork, config: IBuilderConfig):
             calibration = None
             calibrator = config._int8_calibrator
@@ -330,7 +360,12 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                     calibration["from_cache"] = True
                 else:
                     names = [t.name for t in network.inputs]
-                    while calibrator.get_batch(names) is not None:
+                    calibration["sums"] = []
+                    while (pointers := calibrator.get_batch(names)) is not None:
+                        read = self._read_calibration_batch(network, config, names, pointers)
+                        if read is None:
+                            return None
+                        calibration["sums"].append(read)
                         calibration["batches"] += 1
                     if calibration["batches"] == 0:
                         self.logger.log(severity.ERROR, "calibration failure: no batches")

@@ -370,7 +370,8 @@ def test_implicit_int8_calibrates_then_reuses_the_cache(onnx_dir, tmp_path, cali
     assert result.plan.calibrator == {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}[calibrator]
     assert result.plan.calibration == str(tmp_path / "calib")
     assert plan["builder_flags"] == ["INT8"]
-    assert plan["calibration"] == {"batch_size": 1, "batches": 3, "from_cache": False}  # 5 images, last padded
+    calibrated = {k: plan["calibration"][k] for k in ("batch_size", "batches", "from_cache")}
+    assert calibrated == {"batch_size": 1, "batches": 3, "from_cache": False}  # 5 images, last padded
     assert device.uploads == 3 and device.memory == {}  # batch buffers freed after the build
     # the calibration profile is the first batch's shape
     assert plan["calibration_profile"] == {"input": [[2, 3, 32, 48]] * 3}
@@ -398,6 +399,28 @@ def test_a_one_shot_generator_calibrates_on_every_batch(onnx_dir, tmp_path):
     assert plan["calibration"]["batches"] == 3 and device.uploads == 3  # the first batch was not lost
     assert plan["calibration_profile"] == {"input": [[4, 3, 64, 80]] * 3}
     assert result.plan.calibration == "(calibration batches)"
+
+
+def test_implicit_int8_feeds_uint8_frames_as_float32(onnx_dir, tmp_path):
+    """A fused model's calibration batches are uint8 NHWC frames; TensorRT reads float32, so they
+    must arrive as float32 with the same values (not 1/4 of a buffer of bytes)."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8) for _ in range(3)]
+    device = FakeDevice()
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    result = run_build(onnx_dir / "tiny_fused.onnx", config, ({"input": f} for f in frames),
+                       trt=make_fake_tensorrt("8.6.1"), device=device)
+    calibration = fake_plan(result.engine)["calibration"]
+    assert calibration["batches"] == 3
+    assert calibration["sums"] == [[float(f.astype(np.float64).sum())] for f in frames]
+    assert device.memory == {}
+
+
+def test_index_inputs_cannot_be_calibrated(onnx_dir, tmp_path):
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    with pytest.raises(DataError, match="input 'input' is int32.*reads every input as float32"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(1, 3, 32, 48)], np.int32),
+                  trt=make_fake_tensorrt("10.3.0"), device=FakeDevice())
 
 
 @pytest.mark.parametrize(
