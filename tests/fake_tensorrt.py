@@ -49,11 +49,14 @@ def _enum(owner: str, names: Sequence[str], values: Optional[Dict[str, int]] = N
 
 # Which release shapes the fake can take. Each differs only where fcn-edge's code branches.
 RELEASES = {
-    "8.5.2": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=False, node_names=False, fast_fp16=True),
-    "8.6.1": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=True, node_names=False, fast_fp16=True),
-    "10.3.0": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True),
-    "10.16.1.11": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True),
-    "11.4.0.106": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False),
+    "8.5.2": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=False, node_names=False, fast_fp16=True, dla=True),
+    "8.6.1": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=True, node_names=False, fast_fp16=True, dla=True),
+    "10.3.0": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True, dla=True),
+    # 10.8 and later 10.x have no DLA ("TensorRT 10.7 was the last 10.x release that supported DLA")
+    "10.16.1.11": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True, dla=False),
+    # 11.4.0 has DLA only on Windows on ARM; 11.4.1 on Jetson AGX Orin (JetPack 7.2.2)
+    "11.4.0.106": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False, dla=False),
+    "11.4.1": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False, dla=True),
 }
 
 UNSUPPORTED_OPS = {"FakeUnsupportedOp"}
@@ -115,9 +118,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     network_flags = ["EXPLICIT_BATCH"] if not version.startswith("11") else []
     if shape["strongly_typed"]:
         network_flags.append("STRONGLY_TYPED")
-    trt.NetworkDefinitionCreationFlag = _enum(
-        "NetworkDefinitionCreationFlag", network_flags, {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
-    )
+    # 10.x: EXPLICIT_BATCH = 0, STRONGLY_TYPED = 1; 11 removed EXPLICIT_BATCH and its
+    # (deprecated, ignored) STRONGLY_TYPED is 0.
+    trt.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", network_flags)
     builder_flags = ["TF32", "GPU_FALLBACK", "DEBUG", "REFIT"]
     if shape["weak_flags"]:
         builder_flags += ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"]
@@ -283,7 +286,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             return self.timing_cache
 
         def can_run_on_DLA(self, layer: FakeLayer) -> bool:
-            return layer.op in DLA_OPS
+            # DLA supports no dynamic dimensions: with a profile whose min != max nothing runs there
+            dynamic = any(low != high for p in self.profiles for low, _opt, high in p.shapes.values())
+            return layer.op in DLA_OPS and not dynamic
 
     if shape["opt_level"]:
         IBuilderConfig.builder_optimization_level = property(
@@ -315,7 +320,8 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     class Builder:
         def __init__(self, logger) -> None:
             self.logger = logger
-            self.num_DLA_cores = num_dla_cores
+            # a release without DLA on Linux reports none, whatever the board has
+            self.num_DLA_cores = num_dla_cores if shape["dla"] else 0
 
         def create_network(self, flags: int = 0) -> FakeNetwork:
             return FakeNetwork(flags)

@@ -162,9 +162,58 @@ def test_dla_fp32_is_refused_and_fp16_falls_back(onnx_dir):
     # an INT8 Q/DQ model on DLA before 11: weak typing, INT8 with FP16 for the rest
     result, plan, _ = build(onnx_dir / "tiny_int8.onnx", "10.3.0", BuildConfig(dla_core=0), num_dla_cores=2)
     assert result.plan.typing == "weak" and plan["builder_flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
-    # on 11 DLA networks are strongly typed like all others
-    result, plan, _ = build(onnx_dir / "tiny_fp16.onnx", "11.4.0.106", BuildConfig(dla_core=0), num_dla_cores=2)
+    # on 11.4.1 (JetPack 7.2.2, AGX Orin) DLA networks are strongly typed like all others
+    result, plan, _ = build(onnx_dir / "tiny_fp16.onnx", "11.4.1", BuildConfig(dla_core=0), num_dla_cores=2)
     assert result.plan.typing == "strong" and plan["builder_flags"] == ["GPU_FALLBACK"]
+
+
+def test_dla_builds_one_shape(onnx_dir):
+    """DLA has no dynamic dimensions: ModelMeta's range becomes its opt shape (said in a note),
+    and the layers the DLA supports then run there instead of all falling back."""
+    result, plan, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(precision="fp16", dla_core=0),
+                            num_dla_cores=2)
+    assert plan["profiles"] == [{"input": [PROFILE_NCHW[1]] * 3}]
+    assert any("DLA runs one shape: input 'input' is fixed at 1x3x32x48" in n for n in result.plan.notes)
+    ops = graph_ops(onnx_dir / "tiny_fp32.onnx")
+    assert result.dla_gpu_fallback_layers == sum(op not in DLA_OPS for op in ops) < len(ops)
+
+
+def test_dla_refuses_a_range_given_on_the_command_line(onnx_dir):
+    shapes = ShapeOverrides(min=parse_shape_arguments(["1x3x16x16"]), opt=parse_shape_arguments(["1x3x32x48"]),
+                            max=parse_shape_arguments(["4x3x64x64"]))
+    with pytest.raises(EngineBuildError, match=r"min = opt = max.*give one shape with --opt input:1x3x32x48"):
+        build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(precision="fp16", dla_core=0, shapes=shapes),
+              num_dla_cores=2)
+    only_opt = ShapeOverrides(opt=parse_shape_arguments(["2x3x64x64"]))
+    _, plan, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(precision="fp16", dla_core=0, shapes=only_opt),
+                       num_dla_cores=2)
+    assert plan["profiles"] == [{"input": [[2, 3, 64, 64]] * 3}]
+
+
+def test_dla_requires_the_entropy_calibrator(onnx_dir, tmp_path):
+    config = BuildConfig(int8_mode="implicit", calibrator="minmax", dla_core=0, calibration_cache=tmp_path / "c.cache")
+    with pytest.raises(EngineBuildError, match="DLA requires IInt8EntropyCalibrator2.*--calibrator entropy"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(1, 3, 32, 48)]),
+                  trt=make_fake_tensorrt("8.6.1", num_dla_cores=2), device=FakeDevice())
+
+
+@pytest.mark.parametrize("version, has_dla", [
+    ("8.5", True), ("8.6", True), ("10.3", True), ("10.7", True), ("10.8", False), ("10.13", False),
+    ("10.16", False), ("11.0", False), ("11.4", False), ("11.4.0.106", False), ("11.4.1", True),
+])
+def test_dla_is_declared_where_the_release_notes_give_it(onnx_dir, version, has_dla):
+    """10.7 was the last 10.x with DLA; 11.0-11.4.0 have none on Linux; 11.4.1 brings it back on AGX Orin."""
+    from fcn_edge.engine.capabilities import DECLARED, declared, dla_in_release
+    from fcn_edge.engine.engine_file import plan_engine_build
+
+    assert declared(version).dla is has_dla is dla_in_release(version)
+    assert all(row.dla is dla_in_release(key) for key, row in DECLARED.items())
+    config = BuildConfig(dla_core=0)
+    if has_dla:
+        assert plan_engine_build(onnx_dir / "tiny_fp16.onnx", config, trt_version=version).plan.dla_core == 0
+    else:
+        with pytest.raises(EngineBuildError, match=f"not available on TensorRT {version}: DLA builds need a Jetson"):
+            plan_engine_build(onnx_dir / "tiny_fp16.onnx", config, trt_version=version)
 
 
 def int32_to_uint8_mask(path: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta, ProfileShapes
 from fcn_edge.artifacts.shapes import Shape, format_shape
-from fcn_edge.engine.capabilities import Capabilities
+from fcn_edge.engine.capabilities import DLA_HINT, Capabilities
 from fcn_edge.engine.config import BuildConfig, ShapeOverrides
 from fcn_edge.engine.onnx_facts import OnnxFacts, TensorFacts
 from fcn_edge.errors import EngineBuildError
@@ -195,12 +195,14 @@ def plan_profiles(facts: OnnxFacts, overrides: ShapeOverrides) -> Tuple[ProfileS
 
 def calibration_input(facts: OnnxFacts, config: BuildConfig, batch: int) -> Tuple[int, Tuple[int, int]]:
     """(batch size, (height, width)) for calibration batches: the optimisation profile's opt
-    shape, at ``batch`` images unless the ONNX fixes the batch. Needs ModelMeta (the layout)."""
+    shape, at ``batch`` images unless the ONNX or the profile (DLA's) fixes the batch. Needs
+    ModelMeta (the layout)."""
     meta = facts.require_meta("implicit INT8 calibration preprocesses images as ModelMeta says")
     if len(facts.inputs) != 1:
         raise EngineBuildError(f"{facts.path}: implicit INT8 calibration from images feeds models with one input")
-    opt = plan_profiles(facts, config.shapes)[0].opt
-    fixed_batch = facts.inputs[0].shape[0] > 0
+    profile = dla_profiles(facts, config, plan_profiles(facts, config.shapes))[0][0]
+    opt = profile.opt
+    fixed_batch = facts.inputs[0].shape[0] > 0 or profile.min[0] == profile.max[0]
     size = (opt[1], opt[2]) if meta.input_layout == "NHWC" else (opt[2], opt[3])
     return (opt[0] if fixed_batch else batch), size
 
@@ -387,7 +389,12 @@ def check_dla(precision: str, config: BuildConfig, caps: Capabilities, dla_cores
     if config.dla_core is None:
         return ()
     if not caps.dla:
-        raise unavailable("DLA (DeviceType.DLA with GPU fallback)", caps.version, "omit --dla-core")
+        raise unavailable("DLA (DeviceType.DLA with GPU fallback)", caps.version, DLA_HINT)
+    if config.int8_mode == "implicit" and config.calibrator != "entropy":
+        raise EngineBuildError(
+            f"--calibrator {config.calibrator} with --dla-core: DLA requires IInt8EntropyCalibrator2 "
+            "(TensorRT's calibrator documentation); use --calibrator entropy (the default)"
+        )
     if dla_cores is not None and config.dla_core >= dla_cores:
         raise EngineBuildError(
             f"--dla-core {config.dla_core}: this device has {dla_cores} DLA core(s)"
@@ -400,6 +407,34 @@ def check_dla(precision: str, config: BuildConfig, caps: Capabilities, dla_cores
             "(e.g. --precision fp16), or omit --dla-core to run FP32 on the GPU"
         )
     return ("layers the DLA cannot run fall back to the GPU; the build summary counts them",)
+
+
+def dla_profiles(facts: OnnxFacts, config: BuildConfig, profiles: Tuple[ProfileShapes, ...]) -> Tuple[Tuple[ProfileShapes, ...], Tuple[str, ...]]:
+    """DLA runs one shape per input (min = opt = max: TensorRT's DLA restrictions): a range
+    from ModelMeta is narrowed to its opt shape, with a note; one given by --min/--max is
+    refused, naming the flag to pass."""
+    if config.dla_core is None:
+        return profiles, ()
+    given = set(config.shapes.names())
+    fixed, notes = [], []
+    for profile in profiles:
+        if profile.min == profile.opt == profile.max:
+            fixed.append(profile)
+            continue
+        if profile.input_name in given or ("" in given and len(profiles) == 1):
+            raise EngineBuildError(
+                f"--dla-core: DLA runs one shape per input (min = opt = max), and input '{profile.input_name}' "
+                f"was given min {format_shape(profile.min)}, opt {format_shape(profile.opt)}, max "
+                f"{format_shape(profile.max)}; give one shape with --opt {profile.input_name}:"
+                f"{format_shape(profile.opt)} (and no --min/--max)"
+            )
+        fixed.append(ProfileShapes(profile.input_name, profile.opt, profile.opt, profile.opt))
+        notes.append(
+            f"DLA runs one shape: input '{profile.input_name}' is fixed at {format_shape(profile.opt)} (the opt "
+            f"shape of ModelMeta's range {format_shape(profile.min)} .. {format_shape(profile.max)}); "
+            "give --opt for another"
+        )
+    return tuple(fixed), tuple(notes)
 
 
 def check_builder_options(config: BuildConfig, caps: Capabilities) -> None:
@@ -452,6 +487,7 @@ def plan_build(
     calibrator, calibration_cache, calibration_notes = choose_calibrator(
         int8_mode, config, caps, calibration_source, facts.path.name)
     dla_notes = check_dla(precision, config, caps, dla_cores)
+    profiles, profile_notes = dla_profiles(facts, config, plan_profiles(facts, config.shapes))
     check_builder_options(config, caps)
     return BuildPlan(
         trt_version=caps.version,
@@ -463,11 +499,12 @@ def plan_build(
         calibrator=calibrator,
         calibration=calibration_source if calibrator else "",
         calibration_cache=calibration_cache,
-        profiles=plan_profiles(facts, config.shapes),
+        profiles=profiles,
         needs_profile=any(t.dynamic for t in facts.inputs),
         workspace_bytes=config.workspace_bytes,
         optimization_level=config.optimization_level,
         timing_cache=config.timing_cache,
         dla_core=config.dla_core,
-        notes=calibration_notes + precision_notes(precision, flags, facts, caps, platform_fast_fp16) + dla_notes,
+        notes=calibration_notes + precision_notes(precision, flags, facts, caps, platform_fast_fp16) + dla_notes
+        + profile_notes,
     )
