@@ -237,14 +237,32 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     class FakeProfile:
         def __init__(self) -> None:
             self.shapes: Dict[str, List[List[int]]] = {}
+            self.rejected = False  # a test's stand-in for whatever makes TensorRT refuse a profile
+
+        def valid_for(self, network_inputs) -> bool:
+            """TensorRT's rule: every dynamic input has shapes, of its rank, min <= opt <= max,
+            fixed dimensions kept."""
+            if self.rejected:
+                return False
+            for tensor in network_inputs:
+                if tensor.name not in self.shapes:
+                    if any(d < 0 for d in tensor.shape):
+                        return False
+                    continue
+                low, opt, high = self.shapes[tensor.name]
+                if not len(low) == len(opt) == len(high) == len(tensor.shape):
+                    return False
+                if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+                    return False
+                if any(d > 0 and not a == b == c == d for a, b, c, d in zip(low, opt, high, tensor.shape)):
+                    return False
+            return True
 
         def set_shape(self, name, min, opt, max) -> None:  # noqa: A002 - TensorRT's names
             self.shapes[name] = [list(min), list(opt), list(max)]
 
     class FakeTimingCache:
         def __init__(self, blob: bytes) -> None:
-            if blob and not blob.startswith(b"fake-timing-cache"):
-                raise RuntimeError("invalid timing cache blob")
             self.blob = blob or b"fake-timing-cache"
 
         def serialize(self) -> bytes:
@@ -252,6 +270,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
     class IBuilderConfig:
         def __init__(self) -> None:
+            self.network_inputs: List[FakeTensor] = []
             self.flags: List[str] = []
             self.pools: Dict[str, int] = {}
             self.profiles: List[FakeProfile] = []
@@ -270,11 +289,18 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.pools[pool.name] = size
 
         def add_optimization_profile(self, profile: FakeProfile) -> int:
+            """The profile's index, or -1 if it is not valid (TensorRT's documented return)."""
+            if not profile.valid_for(self.network_inputs):
+                return -1
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
-        def create_timing_cache(self, blob: bytes) -> FakeTimingCache:
-            return FakeTimingCache(bytes(blob))
+        def create_timing_cache(self, blob: bytes) -> Optional[FakeTimingCache]:
+            """None for a blob TensorRT rejects (it logs an error; Polygraphy then starts empty)."""
+            blob = bytes(blob)
+            if blob and not blob.startswith(b"fake-timing-cache"):
+                return None
+            return FakeTimingCache(blob)
 
         def set_timing_cache(self, cache: FakeTimingCache, ignore_mismatch: bool) -> bool:
             if cache.blob.startswith(b"fake-timing-cache-other-gpu") and not ignore_mismatch:
@@ -298,6 +324,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             lambda self: self._int8_calibrator, lambda self, v: setattr(self, "_int8_calibrator", v))
 
         def set_calibration_profile(self, profile) -> bool:
+            """True if the calibration profile was set correctly (TensorRT's documented return)."""
+            if not profile.valid_for(self.network_inputs):
+                return False
             self.calibration_profile = profile
             return True
 
@@ -320,14 +349,19 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     class Builder:
         def __init__(self, logger) -> None:
             self.logger = logger
+            self.networks: List[FakeNetwork] = []
             # a release without DLA on Linux reports none, whatever the board has
             self.num_DLA_cores = num_dla_cores if shape["dla"] else 0
 
         def create_network(self, flags: int = 0) -> FakeNetwork:
-            return FakeNetwork(flags)
+            network = FakeNetwork(flags)
+            self.networks.append(network)
+            return network
 
         def create_builder_config(self) -> IBuilderConfig:
-            return IBuilderConfig()
+            config = IBuilderConfig()
+            config.network_inputs = self.networks[-1].inputs if self.networks else []
+            return config
 
         def create_optimization_profile(self) -> FakeProfile:
             return FakeProfile()

@@ -391,9 +391,56 @@ def test_workspace_opt_level_and_timing_cache(onnx_dir, tmp_path):
     cache.write_bytes(b"fake-timing-cache-other-gpu|timed")
     with pytest.raises(EngineBuildError, match="made by another GPU or TensorRT version"):
         build(onnx_dir / "tiny_fp32.onnx", "10.3.0", config)
+
+
+
+def test_a_rejected_timing_cache_falls_back_to_an_empty_one(onnx_dir, tmp_path, caplog):
+    """create_timing_cache returns None for a blob TensorRT rejects; as Polygraphy does, the
+    build goes on with an empty cache and saves it over the unreadable file."""
+    cache = tmp_path / "timing.cache"
     cache.write_bytes(b"garbage")
-    with pytest.raises(EngineBuildError, match="cannot read this timing cache.*delete it"):
-        build(onnx_dir / "tiny_fp32.onnx", "10.3.0", config)
+    result, _, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(timing_cache=cache))
+    assert cache.read_bytes() == b"fake-timing-cache|timed"
+    assert "rejected this timing cache" in caplog.text and "building with an empty one" in caplog.text
+    assert any("timing cache rejected" in w for w in result.warnings)
+
+
+def _rejecting_profiles(trt):
+    """FakeTensorRT whose builder rejects every profile (as TensorRT does for reasons of its own)."""
+    make = trt.Builder.create_optimization_profile
+
+    def rejected(self):
+        profile = make(self)
+        profile.rejected = True
+        return profile
+
+    trt.Builder.create_optimization_profile = rejected
+    return trt
+
+
+def test_a_rejected_optimisation_profile_is_an_error(onnx_dir):
+    trt = _rejecting_profiles(make_fake_tensorrt("10.3.0"))
+    with pytest.raises(EngineBuildError) as info:
+        run_build(onnx_dir / "tiny_fp32.onnx", BuildConfig(), trt=trt, device=FakeDevice())
+    assert "TensorRT 10.3.0 rejected the optimisation profile ('input' min 1x3x16x16, opt 1x3x32x48, " \
+           "max 4x3x128x160)" in str(info.value)
+    assert "--min/--opt/--max" in str(info.value)
+
+
+def test_a_rejected_calibration_profile_is_an_error(onnx_dir, tmp_path):
+    trt = make_fake_tensorrt("8.6.1")
+    real_set = trt.IBuilderConfig.set_calibration_profile
+
+    def set_rejected(self, profile):
+        profile.rejected = True
+        return real_set(self, profile)
+
+    trt.IBuilderConfig.set_calibration_profile = set_rejected
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    device = FakeDevice()
+    with pytest.raises(EngineBuildError, match=r"rejected the calibration profile 'input' 2x3x32x48"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(2, 3, 32, 48)]), trt=trt, device=device)
+    assert device.memory == {}
 
 
 # -- implicit INT8: the legacy calibrator, fed an iterable of batches ---------------------------
