@@ -121,10 +121,16 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     # 10.x: EXPLICIT_BATCH = 0, STRONGLY_TYPED = 1; 11 removed EXPLICIT_BATCH and its
     # (deprecated, ignored) STRONGLY_TYPED is 0.
     trt.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", network_flags)
+    numbers = tuple(int(n) for n in version.split("."))
     builder_flags = ["TF32", "GPU_FALLBACK", "DEBUG", "REFIT"]
     if shape["weak_flags"]:
         builder_flags += ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"]
+    if numbers >= (8, 6):  # version and hardware compatibility came with 8.6
+        builder_flags += ["VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"]
+        trt.HardwareCompatibilityLevel = _enum(
+            "HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS"] + (["SAME_COMPUTE_CAPABILITY"] if numbers >= (10, 13) else []))
     trt.BuilderFlag = _enum("BuilderFlag", builder_flags)
+    trt.OnnxParserFlag = _enum("OnnxParserFlag", ["NATIVE_INSTANCENORM"])
     trt.MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM"])
     trt.DeviceType = _enum("DeviceType", ["GPU", "DLA"])
     trt.ProfilingVerbosity = _enum("ProfilingVerbosity", ["LAYER_NAMES_ONLY", "NONE", "DETAILED"])
@@ -168,6 +174,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.outputs: List[FakeTensor] = []
             self.layers: List[FakeLayer] = []
             self.fp16_weights = False
+            self.parser_flags: List[str] = []
 
         @property
         def num_layers(self) -> int:
@@ -197,6 +204,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     class OnnxParser:
         def __init__(self, network: FakeNetwork, logger) -> None:
             self.network, self.errors = network, []
+
+        def set_flag(self, flag) -> None:
+            self.network.parser_flags.append(flag.name)
 
         @property
         def num_errors(self) -> int:
@@ -281,6 +291,8 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.calibration_profile: Optional[FakeProfile] = None
             self._int8_calibrator = None
             self._opt_level = 3
+            if hasattr(trt, "HardwareCompatibilityLevel"):
+                self.hardware_compatibility_level = trt.HardwareCompatibilityLevel.NONE
 
         def set_flag(self, flag) -> None:
             self.flags.append(flag.name)
@@ -433,6 +445,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
                 "layers": [[l.name, l.op, l.dtype] for l in network.layers],
                 "fp16_weights": network.fp16_weights,
+                "fast_fp16": fast_fp16,
+                "parser_flags": network.parser_flags,
+                "hardware_compatibility_level": getattr(getattr(config, "hardware_compatibility_level", None), "name", None),
             }
             return MAGIC + json.dumps(plan).encode()
 
@@ -452,8 +467,10 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             # weak typing: the flags decide; strong: what the ONNX carries (Q/DQ, float16 weights)
             flags, layers = self.plan["builder_flags"], self.plan["layers"]
             qdq = any(op == "QuantizeLinear" for _, op, _ in layers)
+            # FP16 by the flag where the GPU has no fast FP16: TensorRT keeps the FP32 kernels
             compute = "int8" if "INT8" in flags or strong and qdq \
-                else "float16" if "FP16" in flags or strong and self.plan["fp16_weights"] else "float32"
+                else "float16" if "FP16" in flags and self.plan["fast_fp16"] or strong and self.plan["fp16_weights"] \
+                else "float32"
             return json.dumps({"Layers": [
                 {"Name": name, "LayerType": op,
                  "Outputs": [{"Name": f"{name}_out",
@@ -493,7 +510,31 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
     class Runtime:
         def __init__(self, logger) -> None:
-            pass
+            self.engine_host_code_allowed = False  # TensorRT's default
+            self.lean_runtime_of: Optional[str] = None  # the release whose lean runtime load_runtime gave
+
+        def load_runtime(self, path: str) -> Optional["Runtime"]:
+            """A runtime for plans built VERSION_COMPATIBLE + EXCLUDE_LEAN_RUNTIME by the release
+            whose lean library ``path`` is (here: a file whose text is that release)."""
+            try:
+                release = open(path).read().strip()
+            except OSError:
+                return None
+            lean = Runtime(None)
+            lean.lean_runtime_of = release
+            return lean
+
+        def _runs(self, plan: dict) -> bool:
+            built = plan.get("fake_engine")
+            flags = plan.get("builder_flags", [])
+            if "VERSION_COMPATIBLE" not in flags:
+                return built == version
+            if "EXCLUDE_LEAN_RUNTIME" in flags:
+                return built == (self.lean_runtime_of or version)
+            b, r = tuple(int(n) for n in built.split(".")), numbers
+            later = r >= b and (b[0] == r[0] or (b[0], r[0]) in {(8, 9), (8, 10), (10, 11)})
+            # the embedded lean runtime is host code: refused unless allowed (TensorRT's default)
+            return later and self.engine_host_code_allowed
 
         def deserialize_cuda_engine(self, blob: bytes) -> Optional[ICudaEngine]:
             blob = bytes(blob)
@@ -503,7 +544,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 plan = json.loads(blob[len(MAGIC):])
             except ValueError:
                 return None
-            return ICudaEngine(plan) if plan.get("fake_engine") == version else None
+            return ICudaEngine(plan) if self._runs(plan) else None
 
     trt.ICudaEngine = ICudaEngine
     trt.Runtime = Runtime

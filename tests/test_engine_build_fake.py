@@ -763,3 +763,51 @@ def test_the_engine_layer_imports_neither_tensorrt_nor_the_precision_layer():
     assert done.returncode == 0, done.stderr
     count, loaded = done.stdout.split(" ", 1)
     assert int(count) >= 11 and loaded.strip() == "[]"
+
+
+# -- the engine has the precision that was asked for -----------------------------------------------
+def test_an_engine_without_the_asked_precision_is_refused(onnx_dir, tmp_path):
+    """TensorRT keeps FP32 kernels where the GPU has no fast FP16: the FP16 flag then builds an
+    FP32 engine without a word. The inspector's layer precisions show it; the build refuses."""
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    trt = make_fake_tensorrt("8.6.1", fast_fp16=False)
+    engine = tmp_path / "m.engine"
+    with pytest.raises(EngineBuildError) as info:
+        build_engine_file(onnx_dir / "tiny_fp32.onnx", engine, BuildConfig(precision="fp16"), trt=trt,
+                          device=FakeDevice())
+    message = str(info.value)
+    assert f"{engine}: an FP16 engine was asked for, but TensorRT 8.6.1 built one in which no layer runs fp16" in message
+    assert "fcn-edge quantize tiny_fp32.onnx --precision fp16" in message and "--allow-precision-mismatch" in message
+    assert not engine.exists() and not (tmp_path / "m.engine.json").exists()
+
+
+def test_a_precision_mismatch_can_be_kept_and_is_recorded(onnx_dir, tmp_path, caplog):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    trt = make_fake_tensorrt("8.6.1", fast_fp16=False)
+    config = BuildConfig(precision="fp16", allow_precision_mismatch=True)
+    built = build_engine_file(onnx_dir / "tiny_fp32.onnx", tmp_path / "m.engine", config, trt=trt, device=FakeDevice())
+    assert built.precision_check.verdict == "mismatch" and "kept: --allow-precision-mismatch" in caplog.text
+    _, record = read_engine_sidecar(built.engine_path)
+    assert record.precision_check == "mismatch" and record.precision_detail.startswith("no layer runs fp16 (layers: fp32")
+
+
+@pytest.mark.parametrize("variant, version, wanted", [("fp16", "10.3.0", "fp16"), ("int8", "11.4.0.106", "int8"),
+                                                      ("fp32", "8.6.1", "fp32")])
+def test_the_precision_check_is_recorded(onnx_dir, tmp_path, variant, version, wanted):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    built = build_engine_file(onnx_dir / f"tiny_{variant}.onnx", tmp_path / "m.engine", trt=make_fake_tensorrt(version),
+                              device=FakeDevice())
+    _, record = read_engine_sidecar(built.engine_path)
+    assert record.precision_check == "ok" and record.precision_detail.startswith(f"{wanted} in ")
+
+
+def test_without_layer_precisions_the_check_is_a_warning(onnx_dir, tmp_path, caplog):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    built = build_engine_file(onnx_dir / "tiny_fp16.onnx", tmp_path / "m.engine", BuildConfig(detailed_profile=False),
+                              trt=make_fake_tensorrt("10.3.0"), device=FakeDevice())
+    assert built.precision_check.verdict == "unchecked" and "cannot check that the engine runs FP16" in caplog.text
+    assert read_engine_sidecar(built.engine_path)[1].precision_check == "unchecked"

@@ -176,17 +176,25 @@ def run_build(
     if caps.fast_fp16_query:  # trt-versions: <11
         fast_fp16 = bool(builder.platform_has_fast_fp16)
     dla_cores = int(builder.num_DLA_cores) if config.dla_core is not None else None
+    gpu = device.facts()
+    jetson = None
+    if config.hardware_compatibility != "none":
+        from fcn_edge.video.capabilities import is_jetson
+
+        jetson = is_jetson()
     plan = plan_build(
         facts, config, caps, platform_fast_fp16=fast_fp16, dla_cores=dla_cores,
         calibration_source=calibration_source(calibration) if calibration is not None else "",
+        jetson=jetson, compute_capability=tuple(gpu.compute_capability),
     )
-    gpu = device.facts()
 
     network_flags = 0
     for name in plan.network_flags:
         network_flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))  # trt-names: EXPLICIT_BATCH[<10] STRONGLY_TYPED[>=10,<11]
     network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
+    for name in plan.parser_flags:
+        parser.set_flag(getattr(trt.OnnxParserFlag, name))  # trt-names: NATIVE_INSTANCENORM
     if not parser.parse_from_file(str(facts.path)):
         raise EngineBuildError(
             f"{facts.path}: TensorRT {caps.version}'s ONNX parser failed with {parser.num_errors} "
@@ -195,7 +203,10 @@ def run_build(
 
     builder_config = builder.create_builder_config()
     for name in plan.builder_flags:
-        builder_config.set_flag(getattr(trt.BuilderFlag, name))  # trt-names: FP16[<11] INT8[<11] GPU_FALLBACK
+        builder_config.set_flag(getattr(trt.BuilderFlag, name))  # trt-names: FP16[<11] INT8[<11] GPU_FALLBACK VERSION_COMPATIBLE EXCLUDE_LEAN_RUNTIME
+    if plan.hardware_compatibility != "none":
+        builder_config.hardware_compatibility_level = getattr(  # trt-names: AMPERE_PLUS SAME_COMPUTE_CAPABILITY[>=10.13]
+            trt.HardwareCompatibilityLevel, plan.hardware_compatibility.upper())
     if plan.workspace_bytes is not None:
         builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_bytes)
     if plan.optimization_level is not None:

@@ -38,6 +38,9 @@ class Capabilities:
     fast_fp16_query: bool  # Builder.platform_has_fast_fp16 (gone in 11)
     parser_node_names: bool  # ParserError.node_name / node_operator (10.0+)
     engine_inspector: bool  # ICudaEngine.create_engine_inspector (8.2+)
+    version_compatible: bool = False  # BuilderFlag.VERSION_COMPATIBLE / EXCLUDE_LEAN_RUNTIME (8.6+)
+    hardware_compatibility: bool = False  # HardwareCompatibilityLevel.AMPERE_PLUS (8.6+)
+    same_compute_capability: bool = False  # HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY (10.13+)
 
 
 # DLA by TensorRT release, from the release notes and "Working with DLA": 8.5 and 8.6 (JetPack
@@ -89,6 +92,9 @@ def probe(trt: Any) -> Capabilities:
         fast_fp16_query=_has(trt, "Builder", "platform_has_fast_fp16"),
         parser_node_names=_has(trt, "ParserError", "node_name"),
         engine_inspector=_has(trt, "ICudaEngine", "create_engine_inspector"),
+        version_compatible=_has(builder_flags, "VERSION_COMPATIBLE") and _has(builder_flags, "EXCLUDE_LEAN_RUNTIME"),
+        hardware_compatibility=_has(trt, "HardwareCompatibilityLevel", "AMPERE_PLUS"),
+        same_compute_capability=_has(trt, "HardwareCompatibilityLevel", "SAME_COMPUTE_CAPABILITY"),
     )
 
 
@@ -107,12 +113,16 @@ WITNESS: Dict[str, Optional[str]] = {
     "fast_fp16_query": "platform_has_fast_fp16",
     "parser_node_names": "node_name",
     "engine_inspector": "create_engine_inspector",
+    "version_compatible": "VERSION_COMPATIBLE",
+    "hardware_compatibility": "AMPERE_PLUS",
+    "same_compute_capability": "SAME_COMPUTE_CAPABILITY",
 }
 
 _TRT8 = Capabilities(
     version="8.6", strongly_typed=False, explicit_batch_flag=True, fp16_flag=True, int8_flag=True,
     legacy_calibrator=True, optimization_level=True, memory_pool_limit=True, timing_cache=True,
     dla=True, fast_fp16_query=True, parser_node_names=False, engine_inspector=True,
+    version_compatible=True, hardware_compatibility=True, same_compute_capability=False,
 )
 _TRT10 = replace(_TRT8, version="10.3", strongly_typed=True, explicit_batch_flag=False, parser_node_names=True)
 _TRT11 = replace(
@@ -121,17 +131,18 @@ _TRT11 = replace(
 )
 
 # One row per release fcn-edge knows. 8.5 (JetPack 5) differs from 8.6 only in lacking
-# builder_optimization_level (added in 8.6); its bindings are not on PyPI, so that row is
+# builder_optimization_level and version/hardware compatibility (added in 8.6); its bindings are not on PyPI, so that row is
 # from the 8.6 release notes rather than from an extracted surface. 11.4.1 differs from
 # 11.4.0 only in DLA (Jetson AGX Orin, JetPack 7.2.2).
 DECLARED: Dict[str, Capabilities] = {
-    "8.5": replace(_TRT8, version="8.5", optimization_level=False),
+    "8.5": replace(_TRT8, version="8.5", optimization_level=False, version_compatible=False,
+                   hardware_compatibility=False),
     "8.6": _TRT8,
     "10.3": _TRT10,
-    "10.13": replace(_TRT10, version="10.13", dla=False),
-    "10.16": replace(_TRT10, version="10.16", dla=False),
-    "11.4": _TRT11,
-    "11.4.1": replace(_TRT11, version="11.4.1", dla=True),
+    "10.13": replace(_TRT10, version="10.13", dla=False, same_compute_capability=True),
+    "10.16": replace(_TRT10, version="10.16", dla=False, same_compute_capability=True),
+    "11.4": replace(_TRT11, same_compute_capability=True),
+    "11.4.1": replace(_TRT11, version="11.4.1", dla=True, same_compute_capability=True),
 }
 
 # Which committed surface file each declared row is checked against.

@@ -54,6 +54,10 @@ class BuildPlan:
     timing_cache: Optional[Path]
     dla_core: Optional[int]
     notes: Tuple[str, ...] = field(default_factory=tuple)
+    version_compatible: bool = False
+    lean_runtime: str = ""  # "embedded" / "excluded" for a version-compatible engine, else ""
+    hardware_compatibility: str = "none"  # none / ampere_plus / same_compute_capability
+    parser_flags: Tuple[str, ...] = ()  # OnnxParserFlag members
 
     def describe(self) -> List[str]:
         """Human-readable lines, as ``--dry-run`` and the build summary print them."""
@@ -95,6 +99,10 @@ class BuildPlan:
         lines.append(f"timing cache      {self.timing_cache or 'none'}")
         if self.dla_core is not None:
             lines.append(f"DLA core          {self.dla_core}, GPU fallback on")
+        if self.version_compatible:
+            lines.append(f"compatibility     version-compatible, lean runtime {self.lean_runtime}")
+        if self.hardware_compatibility != "none":
+            lines.append(f"hardware level    {self.hardware_compatibility.upper()}")
         lines += [f"note: {note}" for note in self.notes]
         return lines
 
@@ -356,6 +364,10 @@ def builder_flags(precision: str, typing: str, facts: OnnxFacts, config: BuildCo
         if typing == "weak" and precision == "int8" and "FP16" not in flags and caps.fp16_flag:
             flags.append("FP16")  # DLA runs no FP32: layers without INT8 run FP16
         flags.append("GPU_FALLBACK")
+    if config.version_compatible:
+        flags.append("VERSION_COMPATIBLE")
+        if config.exclude_lean_runtime:
+            flags.append("EXCLUDE_LEAN_RUNTIME")
     return tuple(flags)
 
 
@@ -437,6 +449,53 @@ def dla_profiles(facts: OnnxFacts, config: BuildConfig, profiles: Tuple[ProfileS
     return tuple(fixed), tuple(notes)
 
 
+def check_compatibility(
+    config: BuildConfig, caps: Capabilities, jetson: Optional[bool], compute_capability: Optional[Tuple[int, int]],
+) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """Refuse a version- or hardware-compatible engine this TensorRT or platform cannot build;
+    (OnnxParserFlag members to set, notes) for one it can."""
+    notes: List[str] = []
+    if config.version_compatible:
+        if not caps.version_compatible:
+            raise unavailable("Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE)", caps.version,
+                              "they need TensorRT 8.6 or later: omit --version-compatible")
+        notes.append(
+            "a version-compatible engine runs on later TensorRT releases (within its major, and 8 -> 10, "
+            "10 -> 11), possibly slower; " + (
+                "its lean runtime is excluded: the runtime must load the lean runtime library of TensorRT "
+                f"{caps.version} (FCN_EDGE_LEAN_RUNTIME=/path/to/libnvinfer_lean.so)"
+                if config.exclude_lean_runtime else
+                "its lean runtime is embedded: fcn-edge allows that host code on load (the engine's SHA-256 "
+                "matches its sidecar)"
+            )
+        )
+    level = config.hardware_compatibility
+    if level != "none":
+        if not caps.hardware_compatibility or (level == "same_compute_capability" and not caps.same_compute_capability):
+            raise unavailable(
+                f"Hardware compatibility level {level.upper()} (IBuilderConfig.hardware_compatibility_level)",
+                caps.version, "AMPERE_PLUS needs TensorRT 8.6+, SAME_COMPUTE_CAPABILITY 10.13+; omit "
+                "--hardware-compatibility or pick the other level",
+            )
+        if jetson or config.dla_core is not None:
+            raise EngineBuildError(
+                "--hardware-compatibility: TensorRT supports hardware-compatible engines on Ampere and later "
+                "desktop and server GPUs, not on JetPack (nor, therefore, with --dla-core); build the engine "
+                "on each Jetson it runs on"
+            )
+        if compute_capability is not None and compute_capability < (8, 0):
+            raise EngineBuildError(
+                f"--hardware-compatibility: hardware-compatible engines are built on Ampere or later GPUs "
+                f"(compute capability 8.0+), and this GPU's is {compute_capability[0]}.{compute_capability[1]}"
+            )
+        notes.append(
+            "a hardware-compatible engine runs on " + ("any Ampere or later GPU" if level == "ampere_plus"
+                                                       else "GPUs of this compute capability") + ", possibly slower"
+        )
+    parser_flags = ("NATIVE_INSTANCENORM",) if config.version_compatible or level != "none" else ()
+    return parser_flags, tuple(notes)
+
+
 def check_builder_options(config: BuildConfig, caps: Capabilities) -> None:
     """Refuse a workspace, optimisation level or timing cache this TensorRT cannot take."""
     if config.workspace_bytes is not None and not caps.memory_pool_limit:
@@ -472,12 +531,14 @@ def plan_build(
     platform_fast_fp16: Optional[bool] = None,
     dla_cores: Optional[int] = None,
     calibration_source: str = "",
+    jetson: Optional[bool] = None,
+    compute_capability: Optional[Tuple[int, int]] = None,
 ) -> BuildPlan:
     """The build's decisions, or :class:`EngineBuildError` saying what to do instead.
 
     ``calibration_source`` names the calibration batches the build will be given ("" for
-    none); ``platform_fast_fp16`` and ``dla_cores`` are what the builder reports (None in a
-    dry run).
+    none); ``platform_fast_fp16`` and ``dla_cores`` are what the builder reports, ``jetson``
+    and ``compute_capability`` what the machine is (all None in a dry run).
     """
     check_casts(facts, caps)
     precision = choose_precision(facts, config)
@@ -489,6 +550,7 @@ def plan_build(
     dla_notes = check_dla(precision, config, caps, dla_cores)
     profiles, profile_notes = dla_profiles(facts, config, plan_profiles(facts, config.shapes))
     check_builder_options(config, caps)
+    parser_flags, compatibility_notes = check_compatibility(config, caps, jetson, compute_capability)
     return BuildPlan(
         trt_version=caps.version,
         precision=precision,
@@ -506,5 +568,9 @@ def plan_build(
         timing_cache=config.timing_cache,
         dla_core=config.dla_core,
         notes=calibration_notes + precision_notes(precision, flags, facts, caps, platform_fast_fp16) + dla_notes
-        + profile_notes,
+        + profile_notes + compatibility_notes,
+        version_compatible=config.version_compatible,
+        lean_runtime=("excluded" if config.exclude_lean_runtime else "embedded") if config.version_compatible else "",
+        hardware_compatibility=config.hardware_compatibility,
+        parser_flags=parser_flags,
     )

@@ -95,9 +95,14 @@ def io_tensors(trt: Any, engine: "trt.ICudaEngine") -> Tuple[TensorInfo, ...]:
     return tuple(tensors)
 
 
-def deserialize(trt: Any, engine_bytes: bytes, source: str = "engine") -> "Tuple[trt.Runtime, trt.ICudaEngine]":
+def deserialize(trt: Any, engine_bytes: bytes, source: str = "engine",
+                host_code_allowed: bool = False) -> "Tuple[trt.Runtime, trt.ICudaEngine]":
+    """The engine in ``engine_bytes``. ``host_code_allowed``: it is a version-compatible engine
+    with its lean runtime embedded, trusted (fcn-edge built it, or its SHA-256 matches its sidecar)."""
     logger = trt.Logger(trt.Logger.ERROR)
     runtime = trt.Runtime(logger)
+    if host_code_allowed:
+        runtime.engine_host_code_allowed = True
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     if engine is None:
         raise EngineMismatchError(
@@ -108,9 +113,10 @@ def deserialize(trt: Any, engine_bytes: bytes, source: str = "engine") -> "Tuple
     return runtime, engine
 
 
-def summarize_engine(trt: Any, engine_bytes: bytes, source: str = "engine") -> EngineSummary:
+def summarize_engine(trt: Any, engine_bytes: bytes, source: str = "engine",
+                     host_code_allowed: bool = False) -> EngineSummary:
     """Deserialise ``engine_bytes`` and ask the engine inspector what it holds."""
-    runtime, engine = deserialize(trt, engine_bytes, source)
+    runtime, engine = deserialize(trt, engine_bytes, source, host_code_allowed)
     layer_count: Optional[int] = int(engine.num_layers)
     precisions: Counter = Counter()
     types: Counter = Counter()
