@@ -263,3 +263,38 @@ def test_build_command_calibrates_from_images_at_the_profile_opt_size(capsys, mo
     assert (tmp_path / "m.engine.calib.cache").is_file()
     section = json.loads((tmp_path / "m.engine.json").read_text())["engine"]
     assert f"--calib {tmp_path / 'calib'}" in section["rebuild_command"] and "--batch 2" in section["rebuild_command"]
+
+
+def test_build_a_portable_engine_and_info_says_so(capsys, models, tmp_path, monkeypatch):
+    import fcn_edge.engine.cuda_driver as cuda_driver
+    import fcn_edge.video.capabilities as capabilities
+
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("10.16.1.11"))
+    monkeypatch.setattr(cuda_driver, "cuda_driver", lambda: FakeDevice("NVIDIA RTX A4000", (8, 6)))
+    monkeypatch.setattr(capabilities, "is_jetson", lambda: False)
+    engine = tmp_path / "m.engine"
+    code = main(["build-engine", str(models["fp16"]), "-o", str(engine), "--version-compatible",
+                 "--hardware-compatibility", "ampere_plus"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "compatibility     version-compatible, lean runtime embedded" in out
+    assert "hardware level    AMPERE_PLUS" in out and "precision check   ok: fp16 in " in out
+    section = json.loads((tmp_path / "m.engine.json").read_text())["engine"]
+    assert "--version-compatible" in section["rebuild_command"]
+    assert "--hardware-compatibility ampere_plus" in section["rebuild_command"]
+    assert main(["info", str(engine)]) == 0
+    assert "portable          version-compatible (lean runtime embedded), hardware ampere_plus" in capsys.readouterr().out
+
+
+def test_build_refuses_an_engine_without_the_asked_precision(capsys, models, tmp_path, monkeypatch):
+    import fcn_edge.engine.cuda_driver as cuda_driver
+
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("8.6.1", fast_fp16=False))
+    monkeypatch.setattr(cuda_driver, "cuda_driver", lambda: FakeDevice("Jetson Nano (fake)", (5, 3)))
+    engine = tmp_path / "m.engine"
+    args = ["build-engine", str(models["fp32"]), "-o", str(engine), "--precision", "fp16"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "an FP16 engine was asked for" in err and "--allow-precision-mismatch" in err and not engine.exists()
+    assert main(args + ["--allow-precision-mismatch"]) == 0
+    assert "precision check   mismatch: no layer runs fp16" in capsys.readouterr().out
