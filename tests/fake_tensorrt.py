@@ -108,7 +108,8 @@ class FakeDevice:
         del DEVICE_MEMORY[pointer]
 
 
-def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp16: bool = True) -> types.ModuleType:
+def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp16: bool = True,
+                       fast_int8: bool = True) -> types.ModuleType:
     """A module object shaped like TensorRT ``version`` (a key of :data:`RELEASES`)."""
     shape = RELEASES[version]
     trt = types.ModuleType("tensorrt")
@@ -451,8 +452,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             }
             return MAGIC + json.dumps(plan).encode()
 
-    if shape["fast_fp16"]:
+    if shape["fast_fp16"]:  # the platform queries went with weak typing in 11
         Builder.platform_has_fast_fp16 = property(lambda self: fast_fp16)
+        Builder.platform_has_fast_int8 = property(lambda self: fast_int8)
     trt.Builder = Builder
     trt.OnnxParser = OnnxParser
 

@@ -75,7 +75,11 @@ RUNTIME_NAMES = {
 }
 
 
-@pytest.mark.parametrize("package, expected", [("fcn_edge/engine/", ENGINE_NAMES), ("fcn_edge/runtime/", RUNTIME_NAMES)])
+DOCTOR_NAMES = {"Builder", "Logger", "num_DLA_cores", "platform_has_fast_fp16", "platform_has_fast_int8"}
+
+
+@pytest.mark.parametrize("package, expected", [("fcn_edge/engine/", ENGINE_NAMES), ("fcn_edge/runtime/", RUNTIME_NAMES),
+                                               ("fcn_edge/doctor/", DOCTOR_NAMES)])
 def test_collector_finds_the_names_each_layer_uses(collected, package, expected):
     names = {u.name for u in collected.usages if u.path.startswith(package)}
     assert expected <= names, f"the collector lost track of {package}: it missed {sorted(expected - names)}"
