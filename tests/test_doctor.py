@@ -245,3 +245,18 @@ def test_the_doctor_imports_nothing_heavy():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_gpu_check_script_runs_doctor_with_both_cuda_implementations(tmp_path):
+    """tools/gpu_check.py, the one call a session with a GPU makes (its tests and bench steps
+    left out here: they belong to that machine)."""
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(tmp_path), "--skip", "tests",
+                           "--skip", "bench", "--timeout", "120"], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for cuda in ("pycuda", "cuda-python"):
+        step = summary[f"doctor-{cuda}"]
+        assert step["exit"] == 0 and step["command"][-4:-2] == ["--cuda", cuda]
+        assert step["verdicts"]["tensorrt"].split(":")[0] in VERDICTS
+        assert (tmp_path / f"doctor-{cuda}.json").is_file()
