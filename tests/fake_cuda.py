@@ -22,7 +22,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from fcn_edge.runtime.cuda_api import CudaError
+from fcn_edge.runtime.cuda_api import ContextScope, CudaError
 
 NAME = "host-fake"
 
@@ -52,7 +52,7 @@ def device_count() -> int:
     return 1
 
 
-class CudaContext:
+class CudaContext(ContextScope):
     def __init__(self, device: int = 0):
         if device != 0:
             raise CudaError(f"CUDA device {device} does not exist; this machine has 1")
@@ -73,13 +73,6 @@ class CudaContext:
 
     def pop(self) -> None:
         self.depth -= 1
-
-    def __enter__(self) -> "CudaContext":
-        self.push()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pop()
 
     def synchronize(self) -> None:
         pass

@@ -12,21 +12,15 @@ The TopK mask head is then compared with the reduce mask head, once the exporter
 from __future__ import annotations
 
 import dataclasses
-import logging
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from fcn_edge.doctor.check import Check
 from fcn_edge.errors import FcnEdgeError
-
-if TYPE_CHECKING:  # annotations only; the doctor imports tensorrt where it is installed
-    import tensorrt as trt  # noqa: F401
-
-log = logging.getLogger(__name__)
 
 DOCTOR_ARCH = "fcn8s_tiny"
 # Masks agree with ONNX Runtime on the CPU at least this much (as in tests/test_engine_trt.py:

@@ -52,6 +52,24 @@ class CudaError(FcnEdgeError):
     """A CUDA call failed; the message names the call and the error."""
 
 
+class ContextScope:
+    """``with ctx:`` makes a CUDA context current for the block (``push``) and restores the
+    previous one after (``pop``); each implementation's CudaContext defines the two."""
+
+    def push(self) -> None:
+        raise NotImplementedError
+
+    def pop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "ContextScope":
+        self.push()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pop()
+
+
 def implementation(name: str) -> ModuleType:
     """The implementation module called ``name`` (pycuda / cuda-python); its package is
     imported only when one of its functions runs."""

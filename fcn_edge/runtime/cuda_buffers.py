@@ -20,7 +20,7 @@ from typing import Iterator, Optional, Tuple
 import numpy as np
 
 from fcn_edge.optional import require
-from fcn_edge.runtime.cuda_api import CudaError
+from fcn_edge.runtime.cuda_api import ContextScope, CudaError
 
 NAME = "pycuda"
 
@@ -43,7 +43,7 @@ def device_count() -> int:
     return _driver().Device.count()
 
 
-class CudaContext:
+class CudaContext(ContextScope):
     """The primary context of one GPU, retained until :meth:`close`.
 
     Use as ``with ctx:`` (or ``ctx.push()``/``ctx.pop()``) around every CUDA call; nesting
@@ -85,13 +85,6 @@ class CudaContext:
 
     def pop(self) -> None:
         self._cuda.Context.pop()
-
-    def __enter__(self) -> "CudaContext":
-        self.push()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pop()
 
     def synchronize(self) -> None:
         with self:

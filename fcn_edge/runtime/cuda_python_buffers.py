@@ -25,7 +25,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 import numpy as np
 
 from fcn_edge.errors import MissingDependencyError
-from fcn_edge.runtime.cuda_api import CudaError
+from fcn_edge.runtime.cuda_api import ContextScope, CudaError
 
 NAME = "cuda-python"
 INSTALL = "pip install cuda-python  (its CUDA major must not exceed the driver's: 'cuda-python<13' for CUDA 12)"
@@ -77,7 +77,7 @@ def device_count() -> int:
     return int(_call("cudaGetDeviceCount", cudart.cudaGetDeviceCount()))
 
 
-class CudaContext:
+class CudaContext(ContextScope):
     """Device ``device``'s primary context, current on each thread that enters it.
 
     Use as ``with ctx:`` (or ``ctx.push()``/``ctx.pop()``) around every CUDA call; nesting
@@ -133,13 +133,6 @@ class CudaContext:
         previous = stack.pop()
         if previous != self.device_index:
             _call(f"cudaSetDevice({previous})", self._cudart.cudaSetDevice(previous))
-
-    def __enter__(self) -> "CudaContext":
-        self.push()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pop()
 
     def synchronize(self) -> None:
         with self:
