@@ -139,9 +139,10 @@ def _timing_cache(builder_config: "trt.IBuilderConfig", path: Path, caps: Capabi
         problem = str(exc) or type(exc).__name__
     if cache is not None:
         return cache
+    why = problem or f"it returned no cache{_logged(logger)}"
     log.warning("%s: TensorRT %s rejected this timing cache (%s); building with an empty one, which replaces it",
-                path, caps.version, problem or "it returned no cache" + _logged(logger))
-    logger.warnings.append(f"{path}: timing cache rejected ({problem or 'no cache'}); rebuilt from empty")
+                path, caps.version, why)
+    logger.warnings.append(f"{path}: timing cache rejected ({why}); rebuilt from empty")
     cache = builder_config.create_timing_cache(b"")
     if cache is None:
         raise EngineBuildError(f"TensorRT {caps.version} could not create an empty timing cache{_logged(logger)}")

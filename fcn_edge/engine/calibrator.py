@@ -78,7 +78,7 @@ def calibration_shapes(first: Batch, profiles: Sequence[ProfileShapes], source: 
 _IMAGE_DTYPES = ("float32", "float16", "float64", "uint8", "int8")
 
 
-def as_calibration_array(array: np.ndarray, name: str, source: str) -> np.ndarray:
+def _as_calibration_array(array: np.ndarray, name: str, source: str) -> np.ndarray:
     """``array`` as the contiguous float32 TensorRT's calibrator reads."""
     array = np.asarray(array)
     if array.dtype.name not in _IMAGE_DTYPES:
@@ -117,7 +117,7 @@ class _BatchFeeder:
         pointers = []
         for name in names:
             given = np.asarray(batch[name])
-            array = as_calibration_array(given, name, self._source)
+            array = _as_calibration_array(given, name, self._source)
             if name not in self._buffers:
                 self._buffers[name] = self._device.alloc(array.nbytes)
                 self._shapes[name] = given.shape

@@ -131,9 +131,9 @@ _TRT11 = replace(
 )
 
 # One row per release fcn-edge knows. 8.5 (JetPack 5) differs from 8.6 only in lacking
-# builder_optimization_level and version/hardware compatibility (added in 8.6); its bindings are not on PyPI, so that row is
-# from the 8.6 release notes rather than from an extracted surface. 11.4.1 differs from
-# 11.4.0 only in DLA (Jetson AGX Orin, JetPack 7.2.2).
+# builder_optimization_level and version/hardware compatibility (added in 8.6); its
+# bindings are not on PyPI, so that row is from the 8.6 release notes rather than from an
+# extracted surface. 11.4.1 differs from 11.4.0 only in DLA (Jetson AGX Orin, JetPack 7.2.2).
 DECLARED: Dict[str, Capabilities] = {
     "8.5": replace(_TRT8, version="8.5", optimization_level=False, version_compatible=False,
                    hardware_compatibility=False),

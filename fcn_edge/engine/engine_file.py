@@ -100,12 +100,13 @@ def _checked_precision(engine_path: PathLike, result: BuildResult, config: Build
         problem = (f"{engine_path}: an {wanted} engine was asked for, but TensorRT {result.capabilities.version} "
                    f"built one in which {check.detail}")
         if not config.allow_precision_mismatch:
-            hint = ("TensorRT keeps FP32 kernels where the GPU has no faster FP16 ones; " if wanted == "FP16" else "")
-            raise EngineBuildError(
-                f"{problem}; {hint}make the precision part of the ONNX (`fcn-edge quantize "
-                f"{result.facts.path.name} --precision {result.plan.precision}`) and build that, or pass "
-                "--allow-precision-mismatch to keep this engine"
-            )
+            if result.facts.precision == result.plan.precision:
+                hint = "the ONNX carries it, so TensorRT found no faster kernels in it on this GPU"
+            else:
+                hint = (("TensorRT keeps FP32 kernels where the GPU has no faster FP16 ones; " if wanted == "FP16"
+                         else "") + "make the precision part of the ONNX (`fcn-edge quantize "
+                        f"{result.facts.path.name} --precision {result.plan.precision}`) and build that")
+            raise EngineBuildError(f"{problem}; {hint}, or pass --allow-precision-mismatch to keep this engine")
         log.warning("%s (kept: --allow-precision-mismatch)", problem)
     elif check.verdict == "unchecked":
         log.warning("%s: cannot check that the engine runs %s: %s", engine_path, wanted, check.detail)
