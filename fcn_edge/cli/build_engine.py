@@ -41,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="with --version-compatible: leave TensorRT's lean runtime out of the engine (the runtime "
                       "then loads the build release's libnvinfer_lean.so: FCN_EDGE_LEAN_RUNTIME)")
     port.add_argument("--hardware-compatibility", choices=HARDWARE_COMPATIBILITY, default="none",
-                      help="an engine other GPUs run: ampere_plus (8.6+) or same_compute_capability (10.13+); "
+                      help="an engine other GPUs run: ampere_plus (8.6+) or same_compute_capability (10.13 has it, 10.3 not); "
                       "not on JetPack")
     cal = p.add_argument_group("implicit INT8 (legacy calibrator)")
     add_calib(cal, "calibration images (folder or manifest) for --int8-mode implicit; 'default' is the "

@@ -40,7 +40,7 @@ class Capabilities:
     engine_inspector: bool  # ICudaEngine.create_engine_inspector (8.2+)
     version_compatible: bool = False  # BuilderFlag.VERSION_COMPATIBLE / EXCLUDE_LEAN_RUNTIME (8.6+)
     hardware_compatibility: bool = False  # HardwareCompatibilityLevel.AMPERE_PLUS (8.6+)
-    same_compute_capability: bool = False  # HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY (10.13+)
+    same_compute_capability: bool = False  # HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY (10.13 has it, 10.3 not)
 
 
 # DLA by TensorRT release, from the release notes and "Working with DLA": 8.5 and 8.6 (JetPack

@@ -18,7 +18,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "int8")
 TYPINGS = ("auto", "strong", "weak")
 INT8_MODES = ("explicit", "implicit")
 CALIBRATORS = ("entropy", "minmax")
-# IBuilderConfig.hardware_compatibility_level: none, AMPERE_PLUS (8.6+), SAME_COMPUTE_CAPABILITY (10.13+)
+# IBuilderConfig.hardware_compatibility_level: none, AMPERE_PLUS (8.6+), SAME_COMPUTE_CAPABILITY (10.13 has it, 10.3 not)
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
 
 GiB = 1 << 30

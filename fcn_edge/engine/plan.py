@@ -208,7 +208,7 @@ def calibration_input(facts: OnnxFacts, config: BuildConfig, batch: int) -> Tupl
     meta = facts.require_meta("implicit INT8 calibration preprocesses images as ModelMeta says")
     if len(facts.inputs) != 1:
         raise EngineBuildError(f"{facts.path}: implicit INT8 calibration from images feeds models with one input")
-    profile = dla_profiles(facts, config, plan_profiles(facts, config.shapes))[0][0]
+    profile = dla_profiles(config, plan_profiles(facts, config.shapes))[0][0]
     opt = profile.opt
     fixed_batch = facts.inputs[0].shape[0] > 0 or profile.min[0] == profile.max[0]
     size = (opt[1], opt[2]) if meta.input_layout == "NHWC" else (opt[2], opt[3])
@@ -421,7 +421,7 @@ def check_dla(precision: str, config: BuildConfig, caps: Capabilities, dla_cores
     return ("layers the DLA cannot run fall back to the GPU; the build summary counts them",)
 
 
-def dla_profiles(facts: OnnxFacts, config: BuildConfig, profiles: Tuple[ProfileShapes, ...]) -> Tuple[Tuple[ProfileShapes, ...], Tuple[str, ...]]:
+def dla_profiles(config: BuildConfig, profiles: Tuple[ProfileShapes, ...]) -> Tuple[Tuple[ProfileShapes, ...], Tuple[str, ...]]:
     """DLA runs one shape per input (min = opt = max: TensorRT's DLA restrictions): a range
     from ModelMeta is narrowed to its opt shape, with a note; one given by --min/--max is
     refused, naming the flag to pass."""
@@ -474,7 +474,8 @@ def check_compatibility(
         if not caps.hardware_compatibility or (level == "same_compute_capability" and not caps.same_compute_capability):
             raise unavailable(
                 f"Hardware compatibility level {level.upper()} (IBuilderConfig.hardware_compatibility_level)",
-                caps.version, "AMPERE_PLUS needs TensorRT 8.6+, SAME_COMPUTE_CAPABILITY 10.13+; omit "
+                caps.version, "AMPERE_PLUS needs TensorRT 8.6+, SAME_COMPUTE_CAPABILITY a later 10.x (10.13 has it, "
+                "10.3 not); omit "
                 "--hardware-compatibility or pick the other level",
             )
         if jetson or config.dla_core is not None:
@@ -548,7 +549,7 @@ def plan_build(
     calibrator, calibration_cache, calibration_notes = choose_calibrator(
         int8_mode, config, caps, calibration_source, facts.path.name)
     dla_notes = check_dla(precision, config, caps, dla_cores)
-    profiles, profile_notes = dla_profiles(facts, config, plan_profiles(facts, config.shapes))
+    profiles, profile_notes = dla_profiles(config, plan_profiles(facts, config.shapes))
     check_builder_options(config, caps)
     parser_flags, compatibility_notes = check_compatibility(config, caps, jetson, compute_capability)
     return BuildPlan(
