@@ -163,8 +163,11 @@ def test_a_model_is_run_in_onnx_runtime_even_without_tensorrt(tmp_path):
     model = run_doctor(onnx, MACHINE_ONLY).by_name("model")
     assert model.verdict == "ok" and "in ONNX Runtime on the CPU" in model.found
     checkpoint = make_tiny_checkpoint(tmp_path / "m.pt")
-    refused = run_doctor(checkpoint, MACHINE_ONLY).by_name("model")
+    report = run_doctor(checkpoint, DoctorConfig())
+    refused = report.by_name("model")
     assert refused.verdict == "fail" and refused.fix == f"export it first: fcn-edge export {checkpoint}"
+    assert report.by_name("engines").verdict == "absent"
+    assert run_doctor(tmp_path / "missing.onnx", MACHINE_ONLY).by_name("model").found.endswith("no such file")
 
 
 # -- the engine checks, FakeTensorRT standing in for TensorRT ---------------------------------------

@@ -27,8 +27,10 @@ def _model_check(model: Optional[PathLike]) -> Optional[Check]:
     if model is None:
         return None
     from fcn_edge.artifacts import model_kind
-    from fcn_edge.errors import FcnEdgeError
+    from fcn_edge.errors import FcnEdgeError, MissingDependencyError
 
+    if not Path(model).is_file():
+        return Check("model", "fail", f"{model}: no such file", "give the path of an ONNX model")
     kind = model_kind(Path(model)).kind
     if kind != "onnx":
         return Check("model", "fail", f"{model} is {kind}, and the doctor builds engines from an ONNX",
@@ -42,6 +44,9 @@ def _model_check(model: Optional[PathLike]) -> Optional[Check]:
             segmenter.segment(frame)
             ms = segmenter.segment(frame).timings.compute_ms
             found = f"{model}: {segmenter.description}, {ms:.1f} ms in ONNX Runtime on the CPU"
+    except MissingDependencyError as exc:
+        return Check("model", "absent", f"{model}: not run here ({str(exc).split(': install')[0]})",
+                     "pip install onnxruntime to check the model on the CPU")
     except FcnEdgeError as exc:
         return Check("model", "fail", f"{model}: ONNX Runtime cannot run it: {exc}", "re-export it with fcn-edge export")
     return Check("model", "ok", found)
@@ -92,7 +97,9 @@ def run_doctor(model: Optional[PathLike] = None, config: DoctorConfig = DoctorCo
         missing = "TensorRT" if tensorrt.verdict != "ok" else "a working GPU"
         checks.append(Check("engines", "absent", f"no engines built: this machine has no {missing}",
                             tensorrt.fix if tensorrt.verdict != "ok" else gpu.fix))
-    elif model_check is None or model_check.verdict == "ok":
+    elif model_check is not None and model_check.verdict != "ok":
+        checks.append(Check("engines", "absent", "no engines built: see the model check"))
+    else:
         engine_config = replace(config.engine, trtexec=config.engine.trtexec or trtexec)
         with tempfile.TemporaryDirectory(prefix="fcn-edge-doctor-") as scratch:
             workdir = Path(config.workdir or scratch)
