@@ -254,7 +254,7 @@ class TrtBackend(Backend):
         ):
             raise RuntimeInputError(
                 f"{self.source}: input shape {batch.shape} is outside the engine's profile "
-                f"{self.min_shape} .. {self.max_shape}; rebuild the engine with a wider --shapes range"
+                f"{self.min_shape} .. {self.max_shape}; rebuild the engine with a wider --min/--max range"
             )
 
     def _set_shape(self, shape: Tuple[int, ...]) -> None:
