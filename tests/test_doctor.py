@@ -263,3 +263,15 @@ def test_the_gpu_check_script_runs_doctor_with_both_cuda_implementations(tmp_pat
         assert step["exit"] == 0 and step["command"][-4:-2] == ["--cuda", cuda]
         assert step["verdicts"]["tensorrt"].split(":")[0] in VERDICTS
         assert (tmp_path / f"doctor-{cuda}.json").is_file()
+
+
+def test_the_overall_verdict_ignores_what_is_merely_absent():
+    from fcn_edge.doctor import DoctorReport
+
+    def report(*verdicts):
+        return DoctorReport(tuple(Check(f"c{i}", v, "x", "fix") for i, v in enumerate(verdicts)))
+
+    assert report("ok", "absent").verdict == "ok"
+    assert report("absent", "warn", "ok").verdict == "warn"
+    assert report("warn", "fail", "absent").verdict == "fail"
+    assert report("absent").table()[-1] == "verdict: OK (0 ok, 1 absent, 0 warn, 0 fail)"
