@@ -12,8 +12,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# The CPU build; a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install -q torch==2.13.0
+	# The CPU build from PyTorch's CPU index: PyPI's torch wheel pulls multi-GB CUDA wheels.
+	# --retries 0: where that index is unreachable (our offline CI mirrors carry the same
+	# wheel), pip gives up on it at once instead of retrying for a minute per package.
+	$(BIN)/python -m pip install -q 'torch==2.13.0+cpu' --extra-index-url https://download.pytorch.org/whl/cpu --retries 0
 	$(BIN)/python -m pip install -q -e '.[export,dev]'
 	touch $(STAMP)
 

@@ -44,6 +44,8 @@ HINTS = {
         "pip install opencv-python",
         "JetPack's OpenCV (sudo apt install python3-opencv / nvidia-opencv); do not pip-install over it",
     ),
+    "h5py": InstallHint("pip install h5py  (reads Keras .h5 / .weights.h5 / .keras weights)",
+                        "pip install h5py, or sudo apt install python3-h5py"),
     "matplotlib": InstallHint("pip install 'fcn-edge[plot]'  (or: pip install matplotlib)"),
 }
 

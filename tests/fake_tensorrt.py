@@ -49,16 +49,37 @@ def _enum(owner: str, names: Sequence[str], values: Optional[Dict[str, int]] = N
 
 # Which release shapes the fake can take. Each differs only where fcn-edge's code branches.
 RELEASES = {
-    "8.5.2": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=False, node_names=False, fast_fp16=True),
-    "8.6.1": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=True, node_names=False, fast_fp16=True),
-    "10.3.0": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True),
-    "10.16.1.11": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True),
-    "11.4.0.106": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False),
+    "8.5.2": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=False, node_names=False, fast_fp16=True, dla=True),
+    "8.6.1": dict(strongly_typed=False, weak_flags=True, calibrators=True, opt_level=True, node_names=False, fast_fp16=True, dla=True),
+    "10.3.0": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True, dla=True),
+    # 10.8 and later 10.x have no DLA ("TensorRT 10.7 was the last 10.x release that supported DLA")
+    "10.16.1.11": dict(strongly_typed=True, weak_flags=True, calibrators=True, opt_level=True, node_names=True, fast_fp16=True, dla=False),
+    # 11.4.0 has DLA only on Windows on ARM; 11.4.1 on Jetson AGX Orin (JetPack 7.2.2)
+    "11.4.0.106": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False, dla=False),
+    "11.4.1": dict(strongly_typed=True, weak_flags=False, calibrators=False, opt_level=True, node_names=True, fast_fp16=False, dla=True),
 }
 
 UNSUPPORTED_OPS = {"FakeUnsupportedOp"}
+# What TensorRT's engine inspector writes as a layer output's "Format/Datatype", per element
+# type (strings as TensorRT prints them; TensorRT Engine Explorer lists them all).
+INSPECTOR_FORMATS = {
+    "float32": "Row major linear FP32",
+    "float16": "Channel major FP16 format where channel % 8 == 0",
+    "int8": "Four wide channel vectorized row major Int8 format",
+    "uint8": "Row major linear UInt8 format",
+    "int32": "Row major linear Int32",
+    "int64": "Row major linear Int64 format",
+    "bool": "Row major linear BOOL",
+    "bfloat16": "Row major linear BFloat16 format",
+}
 MAGIC = b"ftrt"  # the first bytes of a real TensorRT 8+ plan
 DLA_OPS = {"Conv", "Relu", "Add", "Mul", "Sub"}
+
+
+# 'Device memory' of every FakeDevice, by pointer: the fake builder reads calibration batches
+# from it the way TensorRT reads the pointers a calibrator hands it.
+DEVICE_MEMORY: Dict[int, np.ndarray] = {}
+_next_pointer = [0x1000]
 
 
 class FakeDevice:
@@ -68,15 +89,14 @@ class FakeDevice:
         self._facts = DeviceFacts(name, capability)
         self.memory: Dict[int, np.ndarray] = {}
         self.uploads = 0
-        self._next = 0x1000
 
     def facts(self) -> DeviceFacts:
         return self._facts
 
     def alloc(self, nbytes: int) -> int:
-        pointer = self._next
-        self._next += max(nbytes, 1) + 256
-        self.memory[pointer] = np.zeros(nbytes, np.uint8)
+        pointer = _next_pointer[0]
+        _next_pointer[0] += max(nbytes, 1) + 256
+        self.memory[pointer] = DEVICE_MEMORY[pointer] = np.zeros(nbytes, np.uint8)
         return pointer
 
     def upload(self, pointer: int, array: np.ndarray) -> None:
@@ -85,9 +105,11 @@ class FakeDevice:
 
     def free(self, pointer: int) -> None:
         del self.memory[pointer]
+        del DEVICE_MEMORY[pointer]
 
 
-def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp16: bool = True) -> types.ModuleType:
+def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp16: bool = True,
+                       fast_int8: bool = True) -> types.ModuleType:
     """A module object shaped like TensorRT ``version`` (a key of :data:`RELEASES`)."""
     shape = RELEASES[version]
     trt = types.ModuleType("tensorrt")
@@ -97,13 +119,19 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     network_flags = ["EXPLICIT_BATCH"] if not version.startswith("11") else []
     if shape["strongly_typed"]:
         network_flags.append("STRONGLY_TYPED")
-    trt.NetworkDefinitionCreationFlag = _enum(
-        "NetworkDefinitionCreationFlag", network_flags, {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1}
-    )
+    # 10.x: EXPLICIT_BATCH = 0, STRONGLY_TYPED = 1; 11 removed EXPLICIT_BATCH and its
+    # (deprecated, ignored) STRONGLY_TYPED is 0.
+    trt.NetworkDefinitionCreationFlag = _enum("NetworkDefinitionCreationFlag", network_flags)
+    numbers = tuple(int(n) for n in version.split("."))
     builder_flags = ["TF32", "GPU_FALLBACK", "DEBUG", "REFIT"]
     if shape["weak_flags"]:
         builder_flags += ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS"]
+    if numbers >= (8, 6):  # version and hardware compatibility came with 8.6
+        builder_flags += ["VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME"]
+        trt.HardwareCompatibilityLevel = _enum(
+            "HardwareCompatibilityLevel", ["NONE", "AMPERE_PLUS"] + (["SAME_COMPUTE_CAPABILITY"] if numbers >= (10, 13) else []))
     trt.BuilderFlag = _enum("BuilderFlag", builder_flags)
+    trt.OnnxParserFlag = _enum("OnnxParserFlag", ["NATIVE_INSTANCENORM"])
     trt.MemoryPoolType = _enum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM"])
     trt.DeviceType = _enum("DeviceType", ["GPU", "DLA"])
     trt.ProfilingVerbosity = _enum("ProfilingVerbosity", ["LAYER_NAMES_ONLY", "NONE", "DETAILED"])
@@ -137,8 +165,8 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.name, self.shape, self.dtype = name, tuple(shape), dtype_of.get(dtype, trt.DataType.FLOAT)
 
     class FakeLayer:
-        def __init__(self, name: str, op: str):
-            self.name, self.op = name, op
+        def __init__(self, name: str, op: str, dtype: str = "float32"):
+            self.name, self.op, self.dtype = name, op, dtype  # dtype: the ONNX type of its first output
 
     class FakeNetwork:
         def __init__(self, flags: int):
@@ -147,6 +175,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.outputs: List[FakeTensor] = []
             self.layers: List[FakeLayer] = []
             self.fp16_weights = False
+            self.parser_flags: List[str] = []
 
         @property
         def num_layers(self) -> int:
@@ -177,6 +206,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
         def __init__(self, network: FakeNetwork, logger) -> None:
             self.network, self.errors = network, []
 
+        def set_flag(self, flag) -> None:
+            self.network.parser_flags.append(flag.name)
+
         @property
         def num_errors(self) -> int:
             return len(self.errors)
@@ -189,12 +221,18 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
             model = onnx.load(path, load_external_data=False)
             inits = {i.name for i in model.graph.initializer}
+            inferred = onnx.shape_inference.infer_shapes(model).graph
+            types = {v.name: v.type.tensor_type.elem_type
+                     for v in list(inferred.input) + list(inferred.value_info) + list(inferred.output)}
             self.network.fp16_weights = any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
             for index, node in enumerate(model.graph.node):
                 if node.op_type in UNSUPPORTED_OPS:
                     self.errors.append(ParserError(
                         f"No importer registered for op: {node.op_type}", index, node.name, node.op_type))
-                self.network.layers.append(FakeLayer(node.name, node.op_type))
+                elem_type = types.get(node.output[0], onnx.TensorProto.FLOAT) if node.output else onnx.TensorProto.FLOAT
+                np_type = onnx.helper.tensor_dtype_to_np_dtype(elem_type) if elem_type else np.float32
+                dtype = "bfloat16" if elem_type == onnx.TensorProto.BFLOAT16 else str(np.dtype(np_type))
+                self.network.layers.append(FakeLayer(node.name, node.op_type, dtype))
             for value in model.graph.input:
                 if value.name in inits:
                     continue
@@ -210,14 +248,32 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     class FakeProfile:
         def __init__(self) -> None:
             self.shapes: Dict[str, List[List[int]]] = {}
+            self.rejected = False  # a test's stand-in for whatever makes TensorRT refuse a profile
+
+        def valid_for(self, network_inputs) -> bool:
+            """TensorRT's rule: every dynamic input has shapes, of its rank, min <= opt <= max,
+            fixed dimensions kept."""
+            if self.rejected:
+                return False
+            for tensor in network_inputs:
+                if tensor.name not in self.shapes:
+                    if any(d < 0 for d in tensor.shape):
+                        return False
+                    continue
+                low, opt, high = self.shapes[tensor.name]
+                if not len(low) == len(opt) == len(high) == len(tensor.shape):
+                    return False
+                if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+                    return False
+                if any(d > 0 and not a == b == c == d for a, b, c, d in zip(low, opt, high, tensor.shape)):
+                    return False
+            return True
 
         def set_shape(self, name, min, opt, max) -> None:  # noqa: A002 - TensorRT's names
             self.shapes[name] = [list(min), list(opt), list(max)]
 
     class FakeTimingCache:
         def __init__(self, blob: bytes) -> None:
-            if blob and not blob.startswith(b"fake-timing-cache"):
-                raise RuntimeError("invalid timing cache blob")
             self.blob = blob or b"fake-timing-cache"
 
         def serialize(self) -> bytes:
@@ -225,6 +281,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
     class IBuilderConfig:
         def __init__(self) -> None:
+            self.network_inputs: List[FakeTensor] = []
             self.flags: List[str] = []
             self.pools: Dict[str, int] = {}
             self.profiles: List[FakeProfile] = []
@@ -235,6 +292,8 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.calibration_profile: Optional[FakeProfile] = None
             self._int8_calibrator = None
             self._opt_level = 3
+            if hasattr(trt, "HardwareCompatibilityLevel"):
+                self.hardware_compatibility_level = trt.HardwareCompatibilityLevel.NONE
 
         def set_flag(self, flag) -> None:
             self.flags.append(flag.name)
@@ -243,11 +302,18 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             self.pools[pool.name] = size
 
         def add_optimization_profile(self, profile: FakeProfile) -> int:
+            """The profile's index, or -1 if it is not valid (TensorRT's documented return)."""
+            if not profile.valid_for(self.network_inputs):
+                return -1
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
-        def create_timing_cache(self, blob: bytes) -> FakeTimingCache:
-            return FakeTimingCache(bytes(blob))
+        def create_timing_cache(self, blob: bytes) -> Optional[FakeTimingCache]:
+            """None for a blob TensorRT rejects (it logs an error; Polygraphy then starts empty)."""
+            blob = bytes(blob)
+            if blob and not blob.startswith(b"fake-timing-cache"):
+                return None
+            return FakeTimingCache(blob)
 
         def set_timing_cache(self, cache: FakeTimingCache, ignore_mismatch: bool) -> bool:
             if cache.blob.startswith(b"fake-timing-cache-other-gpu") and not ignore_mismatch:
@@ -259,7 +325,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             return self.timing_cache
 
         def can_run_on_DLA(self, layer: FakeLayer) -> bool:
-            return layer.op in DLA_OPS
+            # DLA supports no dynamic dimensions: with a profile whose min != max nothing runs there
+            dynamic = any(low != high for p in self.profiles for low, _opt, high in p.shapes.values())
+            return layer.op in DLA_OPS and not dynamic
 
     if shape["opt_level"]:
         IBuilderConfig.builder_optimization_level = property(
@@ -269,6 +337,9 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
             lambda self: self._int8_calibrator, lambda self, v: setattr(self, "_int8_calibrator", v))
 
         def set_calibration_profile(self, profile) -> bool:
+            """True if the calibration profile was set correctly (TensorRT's documented return)."""
+            if not profile.valid_for(self.network_inputs):
+                return False
             self.calibration_profile = profile
             return True
 
@@ -291,16 +362,46 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
     class Builder:
         def __init__(self, logger) -> None:
             self.logger = logger
-            self.num_DLA_cores = num_dla_cores
+            self.networks: List[FakeNetwork] = []
+            # a release without DLA on Linux reports none, whatever the board has
+            self.num_DLA_cores = num_dla_cores if shape["dla"] else 0
 
         def create_network(self, flags: int = 0) -> FakeNetwork:
-            return FakeNetwork(flags)
+            network = FakeNetwork(flags)
+            self.networks.append(network)
+            return network
 
         def create_builder_config(self) -> IBuilderConfig:
-            return IBuilderConfig()
+            config = IBuilderConfig()
+            config.network_inputs = self.networks[-1].inputs if self.networks else []
+            return config
 
         def create_optimization_profile(self) -> FakeProfile:
             return FakeProfile()
+
+        def _read_calibration_batch(self, network: FakeNetwork, config: IBuilderConfig, names, pointers):
+            """Read each input as TensorRT's calibrator does: float32, whatever the network input's
+            type (trtexec allocates volume * sizeof(float) per calibration input), at the
+            calibration profile's shape (or the input's static shape)."""
+            sums = []
+            for name, pointer in zip(names, pointers):
+                tensor = next(t for t in network.inputs if t.name == name)
+                if config.calibration_profile is not None and name in config.calibration_profile.shapes:
+                    shape = config.calibration_profile.shapes[name][1]
+                elif all(d > 0 for d in tensor.shape):
+                    shape = tensor.shape
+                else:
+                    self.logger.log(severity.ERROR, f"calibration profile not set for dynamic input {name}")
+                    return None
+                wanted = int(np.prod(shape)) * 4
+                buffer = DEVICE_MEMORY.get(int(pointer))
+                if buffer is None or buffer.nbytes < wanted:
+                    held = "no buffer" if buffer is None else f"{buffer.nbytes} bytes"
+                    self.logger.log(severity.ERROR, f"calibration input {name}: TensorRT reads {wanted} bytes of "
+                                    f"float32 at {pointer:#x}, which holds {held}")
+                    return None
+                sums.append(float(buffer[:wanted].view(np.float32).astype(np.float64).sum()))
+            return sums
 
         def build_serialized_network(self, network: FakeNetwork, config: IBuilderConfig):
             calibration = None
@@ -312,7 +413,12 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                     calibration["from_cache"] = True
                 else:
                     names = [t.name for t in network.inputs]
-                    while calibrator.get_batch(names) is not None:
+                    calibration["sums"] = []
+                    while (pointers := calibrator.get_batch(names)) is not None:
+                        read = self._read_calibration_batch(network, config, names, pointers)
+                        if read is None:
+                            return None
+                        calibration["sums"].append(read)
                         calibration["batches"] += 1
                     if calibration["batches"] == 0:
                         self.logger.log(severity.ERROR, "calibration failure: no batches")
@@ -325,6 +431,7 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                          and network.flags & (1 << int(getattr(trt.NetworkDefinitionCreationFlag, n)))]
             plan = {
                 "fake_engine": version,
+                "weak_typing_exists": shape["weak_flags"],
                 "network_flags": set_flags,
                 "builder_flags": config.flags,
                 "pools": config.pools,
@@ -337,13 +444,17 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 "calibration": calibration,
                 "inputs": [[t.name, list(t.shape), t.dtype.name] for t in network.inputs],
                 "outputs": [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
-                "layers": [[l.name, l.op] for l in network.layers],
+                "layers": [[l.name, l.op, l.dtype] for l in network.layers],
                 "fp16_weights": network.fp16_weights,
+                "fast_fp16": fast_fp16,
+                "parser_flags": network.parser_flags,
+                "hardware_compatibility_level": getattr(getattr(config, "hardware_compatibility_level", None), "name", None),
             }
             return MAGIC + json.dumps(plan).encode()
 
-    if shape["fast_fp16"]:
+    if shape["fast_fp16"]:  # the platform queries went with weak typing in 11
         Builder.platform_has_fast_fp16 = property(lambda self: fast_fp16)
+        Builder.platform_has_fast_int8 = property(lambda self: fast_int8)
     trt.Builder = Builder
     trt.OnnxParser = OnnxParser
 
@@ -353,16 +464,20 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
         def get_engine_information(self, fmt) -> str:
             if self.plan["profiling_verbosity"] != "DETAILED":
-                return json.dumps({"Layers": [name for name, _ in self.plan["layers"]]})
-            strong = "STRONGLY_TYPED" in self.plan["network_flags"]
+                return json.dumps({"Layers": [layer[0] for layer in self.plan["layers"]]})
+            strong = "STRONGLY_TYPED" in self.plan["network_flags"] or not self.plan["weak_typing_exists"]
             # weak typing: the flags decide; strong: what the ONNX carries (Q/DQ, float16 weights)
             flags, layers = self.plan["builder_flags"], self.plan["layers"]
-            qdq = any(op == "QuantizeLinear" for _, op in layers)
-            kind = "Int8" if "INT8" in flags or strong and qdq \
-                else "Half" if "FP16" in flags or strong and self.plan["fp16_weights"] else "Float"
+            qdq = any(op == "QuantizeLinear" for _, op, _ in layers)
+            # FP16 by the flag where the GPU has no fast FP16: TensorRT keeps the FP32 kernels
+            compute = "int8" if "INT8" in flags or strong and qdq \
+                else "float16" if "FP16" in flags and self.plan["fast_fp16"] or strong and self.plan["fp16_weights"] \
+                else "float32"
             return json.dumps({"Layers": [
-                {"Name": name, "LayerType": op, "Outputs": [{"Name": f"{name}_out", "Format/Datatype": f"Row major linear {kind}"}]}
-                for name, op in self.plan["layers"]
+                {"Name": name, "LayerType": op,
+                 "Outputs": [{"Name": f"{name}_out",
+                              "Format/Datatype": INSPECTOR_FORMATS[compute if dtype in ("float32", "float16") else dtype]}]}
+                for name, op, dtype in layers
             ]})
 
     class ICudaEngine:
@@ -397,7 +512,31 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
 
     class Runtime:
         def __init__(self, logger) -> None:
-            pass
+            self.engine_host_code_allowed = False  # TensorRT's default
+            self.lean_runtime_of: Optional[str] = None  # the release whose lean runtime load_runtime gave
+
+        def load_runtime(self, path: str) -> Optional["Runtime"]:
+            """A runtime for plans built VERSION_COMPATIBLE + EXCLUDE_LEAN_RUNTIME by the release
+            whose lean library ``path`` is (here: a file whose text is that release)."""
+            try:
+                release = open(path).read().strip()
+            except OSError:
+                return None
+            lean = Runtime(None)
+            lean.lean_runtime_of = release
+            return lean
+
+        def _runs(self, plan: dict) -> bool:
+            built = plan.get("fake_engine")
+            flags = plan.get("builder_flags", [])
+            if "VERSION_COMPATIBLE" not in flags:
+                return built == version
+            if "EXCLUDE_LEAN_RUNTIME" in flags:
+                return built == (self.lean_runtime_of or version)
+            b, r = tuple(int(n) for n in built.split(".")), numbers
+            later = r >= b and (b[0] == r[0] or (b[0], r[0]) in {(8, 9), (8, 10), (10, 11)})
+            # the embedded lean runtime is host code: refused unless allowed (TensorRT's default)
+            return later and self.engine_host_code_allowed
 
         def deserialize_cuda_engine(self, blob: bytes) -> Optional[ICudaEngine]:
             blob = bytes(blob)
@@ -407,11 +546,23 @@ def make_fake_tensorrt(version: str = "10.3.0", num_dla_cores: int = 0, fast_fp1
                 plan = json.loads(blob[len(MAGIC):])
             except ValueError:
                 return None
-            return ICudaEngine(plan) if plan.get("fake_engine") == version else None
+            return ICudaEngine(plan) if self._runs(plan) else None
 
     trt.ICudaEngine = ICudaEngine
     trt.Runtime = Runtime
     return trt
+
+
+def expected_precisions(plan: dict, compute: str) -> Dict[str, int]:
+    """What the engine inspector reports for a fake engine whose floating layers run in
+    ``compute`` precision: integer layers (shape arithmetic, ArgMax, casts to int) keep their type."""
+    names = {"float32": "fp32", "float16": "fp16", "int8": "int8", "uint8": "uint8", "int32": "int32",
+             "int64": "int64", "bool": "bool", "bfloat16": "bf16"}
+    counts: Dict[str, int] = {}
+    for _name, _op, dtype in plan["layers"]:
+        key = compute if dtype in ("float32", "float16") or (dtype == "int8" and compute == "int8") else names[dtype]
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def fake_plan(engine: bytes) -> dict:

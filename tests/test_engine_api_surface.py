@@ -64,16 +64,22 @@ ENGINE_NAMES = {
     "set_flag", "BuilderFlag", "set_memory_pool_limit", "create_optimization_profile", "set_shape",
     "build_serialized_network", "create_timing_cache", "IInt8EntropyCalibrator2", "get_batch",
     "read_calibration_cache", "create_engine_inspector", "num_io_tensors", "STRONGLY_TYPED", "FP16",
-    "set_calibration_profile", "deserialize_cuda_engine",
+    "set_calibration_profile", "deserialize_cuda_engine", "add_optimization_profile", "hardware_compatibility_level",
+    "HardwareCompatibilityLevel", "OnnxParserFlag", "engine_host_code_allowed",
 }
 RUNTIME_NAMES = {
     "Runtime", "Logger", "deserialize_cuda_engine", "create_execution_context", "num_io_tensors",
     "get_tensor_name", "get_tensor_mode", "get_tensor_shape", "get_tensor_dtype", "get_tensor_profile_shape",
-    "TensorIOMode", "set_input_shape", "set_tensor_address", "execute_async_v3",
+    "TensorIOMode", "set_input_shape", "set_tensor_address", "execute_async_v3", "engine_host_code_allowed",
+    "load_runtime",
 }
 
 
-@pytest.mark.parametrize("package, expected", [("fcn_edge/engine/", ENGINE_NAMES), ("fcn_edge/runtime/", RUNTIME_NAMES)])
+DOCTOR_NAMES = {"Builder", "Logger", "num_DLA_cores", "platform_has_fast_fp16", "platform_has_fast_int8"}
+
+
+@pytest.mark.parametrize("package, expected", [("fcn_edge/engine/", ENGINE_NAMES), ("fcn_edge/runtime/", RUNTIME_NAMES),
+                                               ("fcn_edge/doctor/", DOCTOR_NAMES)])
 def test_collector_finds_the_names_each_layer_uses(collected, package, expected):
     names = {u.name for u in collected.usages if u.path.startswith(package)}
     assert expected <= names, f"the collector lost track of {package}: it missed {sorted(expected - names)}"

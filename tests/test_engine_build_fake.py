@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fake_tensorrt import DLA_OPS, FakeDevice, fake_plan, make_fake_tensorrt
+from fake_tensorrt import DLA_OPS, FakeDevice, expected_precisions, fake_plan, make_fake_tensorrt
 from fcn_edge.artifacts import check_engine_compatible, read_engine_sidecar
 from fcn_edge.engine.artifact import write_engine
 from fcn_edge.engine.build import build_engine, run_build
@@ -162,9 +162,174 @@ def test_dla_fp32_is_refused_and_fp16_falls_back(onnx_dir):
     # an INT8 Q/DQ model on DLA before 11: weak typing, INT8 with FP16 for the rest
     result, plan, _ = build(onnx_dir / "tiny_int8.onnx", "10.3.0", BuildConfig(dla_core=0), num_dla_cores=2)
     assert result.plan.typing == "weak" and plan["builder_flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
-    # on 11 DLA networks are strongly typed like all others
-    result, plan, _ = build(onnx_dir / "tiny_fp16.onnx", "11.4.0.106", BuildConfig(dla_core=0), num_dla_cores=2)
+    # on 11.4.1 (JetPack 7.2.2, AGX Orin) DLA networks are strongly typed like all others
+    result, plan, _ = build(onnx_dir / "tiny_fp16.onnx", "11.4.1", BuildConfig(dla_core=0), num_dla_cores=2)
     assert result.plan.typing == "strong" and plan["builder_flags"] == ["GPU_FALLBACK"]
+
+
+def test_dla_builds_one_shape(onnx_dir):
+    """DLA has no dynamic dimensions: ModelMeta's range becomes its opt shape (said in a note),
+    and the layers the DLA supports then run there instead of all falling back."""
+    result, plan, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(precision="fp16", dla_core=0),
+                            num_dla_cores=2)
+    assert plan["profiles"] == [{"input": [PROFILE_NCHW[1]] * 3}]
+    assert any("DLA runs one shape: input 'input' is fixed at 1x3x32x48" in n for n in result.plan.notes)
+    ops = graph_ops(onnx_dir / "tiny_fp32.onnx")
+    assert result.dla_gpu_fallback_layers == sum(op not in DLA_OPS for op in ops) < len(ops)
+
+
+def test_dla_refuses_a_range_given_on_the_command_line(onnx_dir):
+    shapes = ShapeOverrides(min=parse_shape_arguments(["1x3x16x16"]), opt=parse_shape_arguments(["1x3x32x48"]),
+                            max=parse_shape_arguments(["4x3x64x64"]))
+    with pytest.raises(EngineBuildError, match=r"min = opt = max.*give one shape with --opt input:1x3x32x48"):
+        build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(precision="fp16", dla_core=0, shapes=shapes),
+              num_dla_cores=2)
+    only_opt = ShapeOverrides(opt=parse_shape_arguments(["2x3x64x64"]))
+    _, plan, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(precision="fp16", dla_core=0, shapes=only_opt),
+                       num_dla_cores=2)
+    assert plan["profiles"] == [{"input": [[2, 3, 64, 64]] * 3}]
+
+
+def test_dla_requires_the_entropy_calibrator(onnx_dir, tmp_path):
+    config = BuildConfig(int8_mode="implicit", calibrator="minmax", dla_core=0, calibration_cache=tmp_path / "c.cache")
+    with pytest.raises(EngineBuildError, match="DLA requires IInt8EntropyCalibrator2.*--calibrator entropy"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(1, 3, 32, 48)]),
+                  trt=make_fake_tensorrt("8.6.1", num_dla_cores=2), device=FakeDevice())
+
+
+@pytest.mark.parametrize("version, has_dla", [
+    ("8.5", True), ("8.6", True), ("10.3", True), ("10.7", True), ("10.8", False), ("10.13", False),
+    ("10.16", False), ("11.0", False), ("11.4", False), ("11.4.0.106", False), ("11.4.1", True),
+])
+def test_dla_is_declared_where_the_release_notes_give_it(onnx_dir, version, has_dla):
+    """10.7 was the last 10.x with DLA; 11.0-11.4.0 have none on Linux; 11.4.1 brings it back on AGX Orin."""
+    from fcn_edge.engine.capabilities import DECLARED, declared, dla_in_release
+    from fcn_edge.engine.engine_file import plan_engine_build
+
+    assert declared(version).dla is has_dla is dla_in_release(version)
+    assert all(row.dla is dla_in_release(key) for key, row in DECLARED.items())
+    config = BuildConfig(dla_core=0)
+    if has_dla:
+        assert plan_engine_build(onnx_dir / "tiny_fp16.onnx", config, trt_version=version).plan.dla_core == 0
+    else:
+        with pytest.raises(EngineBuildError, match=f"not available on TensorRT {version}: DLA builds need a Jetson"):
+            plan_engine_build(onnx_dir / "tiny_fp16.onnx", config, trt_version=version)
+
+
+def int32_to_uint8_mask(path: Path) -> Path:
+    """The mask head fcn-edge exported before it cast through float (ArgMax -> int32 -> uint8),
+    made from a real int32-mask export by appending the Cast(to=UINT8) that exporter wrote, so
+    the graph stays the bad one whatever the exporter does today."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(make_tiny_onnx(path, fused=True, output_kind="mask", mask_dtype="int32")))
+    output = model.graph.output[0]
+    for node in model.graph.node:
+        node.output[:] = [f"{output.name}_int32" if o == output.name else o for o in node.output]
+    model.graph.node.append(helper.make_node("Cast", [f"{output.name}_int32"], [output.name],
+                                             to=TensorProto.UINT8, name="/model/Cast_1"))
+    output.type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "10.3.0", "11.4.0.106"])
+def test_a_cast_tensorrt_cannot_build_is_refused_before_building(tmp_path, version):
+    """TensorRT's DataType.UINT8: "uint8 conversions are only supported for {float32, float16}"."""
+    path = int32_to_uint8_mask(tmp_path / "old_mask.onnx")
+    trt = make_fake_tensorrt(version)
+    builder_made = []
+    real_builder = trt.Builder
+    trt.Builder = lambda logger: builder_made.append(1) or real_builder(logger)
+    with pytest.raises(EngineBuildError) as info:
+        run_build(path, BuildConfig(), trt=trt, device=FakeDevice())
+    message = str(info.value)
+    assert "old_mask.onnx: node '/model/Cast_1' (Cast) converts int32 to uint8" in message
+    assert f"TensorRT {version} cannot build" in message and "re-export the model with a current fcn-edge" in message
+    assert "--mask-dtype int32" in message
+    assert len(builder_made) == 1  # refused at the plan, before any network was parsed or built
+
+
+def test_the_dry_run_refuses_the_cast_without_tensorrt(tmp_path, monkeypatch):
+    from fcn_edge.engine.engine_file import plan_engine_build
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    path = int32_to_uint8_mask(tmp_path / "old_mask.onnx")
+    with pytest.raises(EngineBuildError, match="'/model/Cast_1' \\(Cast\\) converts int32 to uint8"):
+        plan_engine_build(path, trt_version="8.6")
+
+
+def test_casts_from_and_to_float_are_built(onnx_dir, tmp_path):
+    """The fused input's uint8 -> float32 and an int32 mask pass the check; each Cast is read with
+    the element types on both of its sides."""
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+
+    facts = read_onnx_facts(onnx_dir / "tiny_fused.onnx")
+    assert ("uint8", "float32") in {(c.source, c.target) for c in facts.casts}
+    build(onnx_dir / "tiny_fused.onnx", "10.3.0")
+    int32_mask = make_tiny_onnx(tmp_path / "int32.onnx", fused=True, output_kind="mask", mask_dtype="int32")
+    assert ("int64", "int32") in {(c.source, c.target) for c in read_onnx_facts(int32_mask).casts}
+    build(int32_mask, "10.3.0")
+
+
+def test_todays_uint8_mask_export_is_judged_by_its_casts(tmp_path):
+    """A uint8-mask export of this checkout either casts into uint8 from float (and builds) or
+    is refused by the plan; it never reaches TensorRT with an int32 -> uint8 cast."""
+    from fcn_edge.engine.onnx_facts import read_onnx_facts
+
+    path = make_tiny_onnx(tmp_path / "mask.onnx", fused=True, output_kind="mask")
+    into_uint8 = [c for c in read_onnx_facts(path).casts if c.target == "uint8"]
+    assert into_uint8, "the uint8 mask head has no Cast to uint8"
+    if all(c.source in ("float32", "float16") for c in into_uint8):
+        build(path, "10.3.0")
+    else:
+        with pytest.raises(EngineBuildError, match="re-export the model with a current fcn-edge"):
+            build(path, "10.3.0")
+
+
+def float_cast_uint8_mask(path: Path) -> Path:
+    """A uint8 mask head TensorRT can build: ArgMax -> int32 -> float32 -> uint8."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(make_tiny_onnx(path, fused=True, output_kind="mask", mask_dtype="int32")))
+    output = model.graph.output[0]
+    for node in model.graph.node:
+        node.output[:] = [f"{output.name}_int32" if o == output.name else o for o in node.output]
+    model.graph.node.extend([
+        helper.make_node("Cast", [f"{output.name}_int32"], [f"{output.name}_float"], to=TensorProto.FLOAT, name="to_float"),
+        helper.make_node("Cast", [f"{output.name}_float"], [output.name], to=TensorProto.UINT8, name="to_uint8"),
+    ])
+    output.type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("text, precision", [
+    # "Format/Datatype" texts as TensorRT's engine inspector writes them
+    ("Row major linear UInt8 format", "uint8"), ("Channel major UInt8 format", "uint8"), ("UInt8", "uint8"),
+    ("Row major linear BFloat16 format", "bf16"), ("Channel major BFloat16 format where channel % 8 == 0", "bf16"),
+    ("BFloat16", "bf16"), ("Four wide channel vectorized row major Int8 format", "int8"),
+    ("Channel major INT8 format where column stride % 32 == 0", "int8"), ("Int8", "int8"),
+    ("Channel major FP16 format where channel % 2 == 0", "fp16"), ("Half", "fp16"),
+    ("Row major linear FP32", "fp32"), ("Float", "fp32"), ("Row major linear Int32", "int32"),
+    ("Row major linear Int64 format", "int64"), ("Row major linear BOOL", "bool"), ("Row major linear FP8 format", "fp8"),
+    ("Unknown format", "other"),
+])
+def test_layer_precision_words(text, precision):
+    from fcn_edge.engine.summary import precision_of
+
+    assert precision_of(text) == precision
+
+
+def test_a_uint8_output_layer_is_not_counted_as_int8(tmp_path):
+    path = float_cast_uint8_mask(tmp_path / "mask.onnx")
+    trt = make_fake_tensorrt("8.6.1")
+    result = run_build(path, BuildConfig(precision="fp16"), trt=trt, device=FakeDevice())
+    summary = summarize_engine(trt, result.engine)
+    assert summary.layer_precisions["uint8"] == 1 and "int8" not in summary.layer_precisions
+    assert summary.layer_precisions == expected_precisions(fake_plan(result.engine), "fp16")
 
 
 def test_parser_errors_name_nodes_and_ops(tmp_path):
@@ -226,9 +391,56 @@ def test_workspace_opt_level_and_timing_cache(onnx_dir, tmp_path):
     cache.write_bytes(b"fake-timing-cache-other-gpu|timed")
     with pytest.raises(EngineBuildError, match="made by another GPU or TensorRT version"):
         build(onnx_dir / "tiny_fp32.onnx", "10.3.0", config)
+
+
+
+def test_a_rejected_timing_cache_falls_back_to_an_empty_one(onnx_dir, tmp_path, caplog):
+    """create_timing_cache returns None for a blob TensorRT rejects; as Polygraphy does, the
+    build goes on with an empty cache and saves it over the unreadable file."""
+    cache = tmp_path / "timing.cache"
     cache.write_bytes(b"garbage")
-    with pytest.raises(EngineBuildError, match="cannot read this timing cache.*delete it"):
-        build(onnx_dir / "tiny_fp32.onnx", "10.3.0", config)
+    result, _, _ = build(onnx_dir / "tiny_fp32.onnx", "10.3.0", BuildConfig(timing_cache=cache))
+    assert cache.read_bytes() == b"fake-timing-cache|timed"
+    assert "rejected this timing cache" in caplog.text and "building with an empty one" in caplog.text
+    assert any("timing cache rejected" in w for w in result.warnings)
+
+
+def _rejecting_profiles(trt):
+    """FakeTensorRT whose builder rejects every profile (as TensorRT does for reasons of its own)."""
+    make = trt.Builder.create_optimization_profile
+
+    def rejected(self):
+        profile = make(self)
+        profile.rejected = True
+        return profile
+
+    trt.Builder.create_optimization_profile = rejected
+    return trt
+
+
+def test_a_rejected_optimisation_profile_is_an_error(onnx_dir):
+    trt = _rejecting_profiles(make_fake_tensorrt("10.3.0"))
+    with pytest.raises(EngineBuildError) as info:
+        run_build(onnx_dir / "tiny_fp32.onnx", BuildConfig(), trt=trt, device=FakeDevice())
+    assert "TensorRT 10.3.0 rejected the optimisation profile ('input' min 1x3x16x16, opt 1x3x32x48, " \
+           "max 4x3x128x160)" in str(info.value)
+    assert "--min/--opt/--max" in str(info.value)
+
+
+def test_a_rejected_calibration_profile_is_an_error(onnx_dir, tmp_path):
+    trt = make_fake_tensorrt("8.6.1")
+    real_set = trt.IBuilderConfig.set_calibration_profile
+
+    def set_rejected(self, profile):
+        profile.rejected = True
+        return real_set(self, profile)
+
+    trt.IBuilderConfig.set_calibration_profile = set_rejected
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    device = FakeDevice()
+    with pytest.raises(EngineBuildError, match=r"rejected the calibration profile 'input' 2x3x32x48"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(2, 3, 32, 48)]), trt=trt, device=device)
+    assert device.memory == {}
 
 
 # -- implicit INT8: the legacy calibrator, fed an iterable of batches ---------------------------
@@ -254,7 +466,8 @@ def test_implicit_int8_calibrates_then_reuses_the_cache(onnx_dir, tmp_path, cali
     assert result.plan.calibrator == {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}[calibrator]
     assert result.plan.calibration == str(tmp_path / "calib")
     assert plan["builder_flags"] == ["INT8"]
-    assert plan["calibration"] == {"batch_size": 1, "batches": 3, "from_cache": False}  # 5 images, last padded
+    calibrated = {k: plan["calibration"][k] for k in ("batch_size", "batches", "from_cache")}
+    assert calibrated == {"batch_size": 1, "batches": 3, "from_cache": False}  # 5 images, last padded
     assert device.uploads == 3 and device.memory == {}  # batch buffers freed after the build
     # the calibration profile is the first batch's shape
     assert plan["calibration_profile"] == {"input": [[2, 3, 32, 48]] * 3}
@@ -282,6 +495,28 @@ def test_a_one_shot_generator_calibrates_on_every_batch(onnx_dir, tmp_path):
     assert plan["calibration"]["batches"] == 3 and device.uploads == 3  # the first batch was not lost
     assert plan["calibration_profile"] == {"input": [[4, 3, 64, 80]] * 3}
     assert result.plan.calibration == "(calibration batches)"
+
+
+def test_implicit_int8_feeds_uint8_frames_as_float32(onnx_dir, tmp_path):
+    """A fused model's calibration batches are uint8 NHWC frames; TensorRT reads float32, so they
+    must arrive as float32 with the same values (not 1/4 of a buffer of bytes)."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8) for _ in range(3)]
+    device = FakeDevice()
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    result = run_build(onnx_dir / "tiny_fused.onnx", config, ({"input": f} for f in frames),
+                       trt=make_fake_tensorrt("8.6.1"), device=device)
+    calibration = fake_plan(result.engine)["calibration"]
+    assert calibration["batches"] == 3
+    assert calibration["sums"] == [[float(f.astype(np.float64).sum())] for f in frames]
+    assert device.memory == {}
+
+
+def test_index_inputs_cannot_be_calibrated(onnx_dir, tmp_path):
+    config = BuildConfig(int8_mode="implicit", calibration_cache=tmp_path / "c.cache")
+    with pytest.raises(DataError, match="input 'input' is int32.*reads every input as float32"):
+        run_build(onnx_dir / "tiny_fp32.onnx", config, _batches([(1, 3, 32, 48)], np.int32),
+                  trt=make_fake_tensorrt("10.3.0"), device=FakeDevice())
 
 
 @pytest.mark.parametrize(
@@ -349,7 +584,8 @@ def test_engine_and_sidecar_content(onnx_dir, tmp_path):
     assert section["io_tensors"][0] == {"name": "input", "mode": "input", "shape": [-1, 3, -1, -1], "dtype": "float32",
                                         "profile": dict(zip(("min", "opt", "max"), PROFILE_NCHW))}
     assert "fcn-edge build-engine" in section["rebuild_command"]
-    assert summary.layer_precisions == {"int8": len(fake_plan(result.engine)["layers"])}
+    assert summary.layer_precisions == expected_precisions(fake_plan(result.engine), "int8")
+    assert set(summary.layer_precisions) == {"int8", "int64"}  # shape arithmetic stays int64
 
     meta, record = read_engine_sidecar(engine)
     assert meta.precision == "int8" and record.typing == "strong"
@@ -453,7 +689,8 @@ def test_build_engine_file_reads_the_onnx_once_and_writes_both_files(onnx_dir, t
                               rebuild_args=["fcn-edge", "build-engine", "tiny_fp16.onnx"])
     assert hashed == [onnx_dir / "tiny_fp16.onnx"]  # parsed and hashed once for facts, plan and sidecar
     assert built.engine_path.read_bytes() == built.result.engine and built.sidecar_path == tmp_path / "m.engine.json"
-    assert built.summary is not None and built.summary.layer_precisions == {"fp16": built.summary.layer_count}
+    assert built.summary is not None
+    assert built.summary.layer_precisions == expected_precisions(fake_plan(built.result.engine), "fp16")
     meta, record = read_engine_sidecar(built.engine_path)
     assert meta.precision == "fp16" and record.layer_count == built.summary.layer_count
     assert record.rebuild_command == "fcn-edge build-engine tiny_fp16.onnx"
@@ -526,3 +763,51 @@ def test_the_engine_layer_imports_neither_tensorrt_nor_the_precision_layer():
     assert done.returncode == 0, done.stderr
     count, loaded = done.stdout.split(" ", 1)
     assert int(count) >= 11 and loaded.strip() == "[]"
+
+
+# -- the engine has the precision that was asked for -----------------------------------------------
+def test_an_engine_without_the_asked_precision_is_refused(onnx_dir, tmp_path):
+    """TensorRT keeps FP32 kernels where the GPU has no fast FP16: the FP16 flag then builds an
+    FP32 engine without a word. The inspector's layer precisions show it; the build refuses."""
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    trt = make_fake_tensorrt("8.6.1", fast_fp16=False)
+    engine = tmp_path / "m.engine"
+    with pytest.raises(EngineBuildError) as info:
+        build_engine_file(onnx_dir / "tiny_fp32.onnx", engine, BuildConfig(precision="fp16"), trt=trt,
+                          device=FakeDevice())
+    message = str(info.value)
+    assert f"{engine}: an FP16 engine was asked for, but TensorRT 8.6.1 built one in which no layer runs fp16" in message
+    assert "fcn-edge quantize tiny_fp32.onnx --precision fp16" in message and "--allow-precision-mismatch" in message
+    assert not engine.exists() and not (tmp_path / "m.engine.json").exists()
+
+
+def test_a_precision_mismatch_can_be_kept_and_is_recorded(onnx_dir, tmp_path, caplog):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    trt = make_fake_tensorrt("8.6.1", fast_fp16=False)
+    config = BuildConfig(precision="fp16", allow_precision_mismatch=True)
+    built = build_engine_file(onnx_dir / "tiny_fp32.onnx", tmp_path / "m.engine", config, trt=trt, device=FakeDevice())
+    assert built.precision_check.verdict == "mismatch" and "kept: --allow-precision-mismatch" in caplog.text
+    _, record = read_engine_sidecar(built.engine_path)
+    assert record.precision_check == "mismatch" and record.precision_detail.startswith("no layer runs fp16 (layers: fp32")
+
+
+@pytest.mark.parametrize("variant, version, wanted", [("fp16", "10.3.0", "fp16"), ("int8", "11.4.0.106", "int8"),
+                                                      ("fp32", "8.6.1", "fp32")])
+def test_the_precision_check_is_recorded(onnx_dir, tmp_path, variant, version, wanted):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    built = build_engine_file(onnx_dir / f"tiny_{variant}.onnx", tmp_path / "m.engine", trt=make_fake_tensorrt(version),
+                              device=FakeDevice())
+    _, record = read_engine_sidecar(built.engine_path)
+    assert record.precision_check == "ok" and record.precision_detail.startswith(f"{wanted} in ")
+
+
+def test_without_layer_precisions_the_check_is_a_warning(onnx_dir, tmp_path, caplog):
+    from fcn_edge.engine.engine_file import build_engine_file
+
+    built = build_engine_file(onnx_dir / "tiny_fp16.onnx", tmp_path / "m.engine", BuildConfig(detailed_profile=False),
+                              trt=make_fake_tensorrt("10.3.0"), device=FakeDevice())
+    assert built.precision_check.verdict == "unchecked" and "cannot check that the engine runs FP16" in caplog.text
+    assert read_engine_sidecar(built.engine_path)[1].precision_check == "unchecked"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from fake_tensorrt import DLA_OPS, FakeDevice, fake_plan, make_fake_tensorrt
+from fake_tensorrt import DLA_OPS, FakeDevice, expected_precisions, fake_plan, make_fake_tensorrt
 from fcn_edge.cli.main import main
 from fcn_edge.engine.config import BuildConfig
 from fcn_edge.engine.engine_file import build_engine_file
@@ -86,6 +86,15 @@ def test_dry_run_refusal_is_one_line_and_exit_2(capsys, no_tensorrt, models):
     code, out, err = dry_run(capsys, models["fp32"], "--trt-version", "11.4", "--precision", "fp16")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "fcn-edge quantize tiny_fp32.onnx --precision fp16" in err
+
+
+def test_dry_run_refuses_an_old_uint8_mask_head(capsys, no_tensorrt, tmp_path):
+    from test_engine_build_fake import int32_to_uint8_mask
+
+    path = int32_to_uint8_mask(tmp_path / "old.onnx")
+    code, out, err = dry_run(capsys, path, "--trt-version", "8.6")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "node '/model/Cast_1' (Cast) converts int32 to uint8, which TensorRT 8.6 cannot build" in err
 
 
 def test_dry_run_needs_a_version_without_tensorrt(capsys, no_tensorrt, models):
@@ -221,7 +230,9 @@ def test_build_command_prints_the_summary_and_writes_both_files(capsys, models, 
     assert f"built {engine} in" in out and "on Xavier (fake) (compute capability 7.2)" in out
     assert "builder flags     FP16, GPU_FALLBACK" in out and "workspace         256 MiB" in out
     assert f"DLA               {on_dla} of {len(ops)} layers can run on DLA core 1; {len(ops) - on_dla} fall back" in out
-    assert f"layer precision   fp16 {len(ops)}" in out and "timing cache      saved to" in out
+    counts = expected_precisions(fake_plan(engine.read_bytes()), "fp16")
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    assert f"layer precision   {listed}  (by each layer's first output)" in out and "timing cache      saved to" in out
     section = json.loads((tmp_path / "m.engine.json").read_text())["engine"]
     assert section["dla_core"] == 1 and section["optimization_level"] == 4
     assert "--dla-core 1" in section["rebuild_command"] and "--precision fp16" in section["rebuild_command"]
@@ -252,3 +263,38 @@ def test_build_command_calibrates_from_images_at_the_profile_opt_size(capsys, mo
     assert (tmp_path / "m.engine.calib.cache").is_file()
     section = json.loads((tmp_path / "m.engine.json").read_text())["engine"]
     assert f"--calib {tmp_path / 'calib'}" in section["rebuild_command"] and "--batch 2" in section["rebuild_command"]
+
+
+def test_build_a_portable_engine_and_info_says_so(capsys, models, tmp_path, monkeypatch):
+    import fcn_edge.engine.cuda_driver as cuda_driver
+    import fcn_edge.video.capabilities as capabilities
+
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("10.16.1.11"))
+    monkeypatch.setattr(cuda_driver, "cuda_driver", lambda: FakeDevice("NVIDIA RTX A4000", (8, 6)))
+    monkeypatch.setattr(capabilities, "is_jetson", lambda: False)
+    engine = tmp_path / "m.engine"
+    code = main(["build-engine", str(models["fp16"]), "-o", str(engine), "--version-compatible",
+                 "--hardware-compatibility", "ampere_plus"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "compatibility     version-compatible, lean runtime embedded" in out
+    assert "hardware level    AMPERE_PLUS" in out and "precision check   ok: fp16 in " in out
+    section = json.loads((tmp_path / "m.engine.json").read_text())["engine"]
+    assert "--version-compatible" in section["rebuild_command"]
+    assert "--hardware-compatibility ampere_plus" in section["rebuild_command"]
+    assert main(["info", str(engine)]) == 0
+    assert "portable          version-compatible (lean runtime embedded), hardware ampere_plus" in capsys.readouterr().out
+
+
+def test_build_refuses_an_engine_without_the_asked_precision(capsys, models, tmp_path, monkeypatch):
+    import fcn_edge.engine.cuda_driver as cuda_driver
+
+    monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("8.6.1", fast_fp16=False))
+    monkeypatch.setattr(cuda_driver, "cuda_driver", lambda: FakeDevice("Jetson Nano (fake)", (5, 3)))
+    engine = tmp_path / "m.engine"
+    args = ["build-engine", str(models["fp32"]), "-o", str(engine), "--precision", "fp16"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "an FP16 engine was asked for" in err and "--allow-precision-mismatch" in err and not engine.exists()
+    assert main(args + ["--allow-precision-mismatch"]) == 0
+    assert "precision check   mismatch: no layer runs fp16" in capsys.readouterr().out

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
-SCANNED_PACKAGES = ("fcn_edge/engine", "fcn_edge/runtime")
+SCANNED_PACKAGES = ("fcn_edge/engine", "fcn_edge/runtime", "fcn_edge/doctor")
 SURFACE_DIR = REPO / "tests" / "data" / "trt_api_surface"
 LOADER_FUNCTIONS = {"load_tensorrt"}
 VERSIONS_MARK = re.compile(r"#\s*trt-versions:\s*([^#]+)")

@@ -27,6 +27,9 @@ ENGINE_SCHEMA_VERSION = 1
 ENGINE_PRECISIONS = ("fp32", "fp16", "int8")
 TYPINGS = ("strong", "weak")
 INT8_MODES = ("", "explicit", "implicit")
+LEAN_RUNTIMES = ("", "embedded", "excluded")  # of a version-compatible engine
+HARDWARE_LEVELS = ("", "ampere_plus", "same_compute_capability")  # "" = this GPU only
+PRECISION_CHECKS = ("", "ok", "mismatch", "unchecked")  # "" = written before the check existed
 
 Capability = Union[str, Sequence[int]]
 
@@ -66,6 +69,11 @@ class EngineRecord:
     ``typing`` is "strong" (strongly typed network: precision comes from the ONNX) or
     "weak" (builder flags choose precision). ``int8_mode`` is "explicit" (Q/DQ in the
     ONNX), "implicit" (legacy calibrator) or "" when the engine has no INT8.
+    ``version_compatible`` engines run on later TensorRT releases, with their ``lean_runtime``
+    "embedded" or "excluded"; ``hardware_compatibility`` names the GPUs beyond the build GPU
+    the engine runs on. ``precision_check`` is the engine inspector's verdict on the asked
+    precision (ok / mismatch, kept by --allow-precision-mismatch / unchecked), said in
+    ``precision_detail``.
     """
 
     tensorrt_version: str
@@ -91,6 +99,11 @@ class EngineRecord:
     io_tensors: Tuple[Dict[str, Any], ...] = field(default_factory=tuple)
     rebuild_command: str = ""
     fcn_edge_version: str = ""
+    version_compatible: bool = False
+    lean_runtime: str = ""
+    hardware_compatibility: str = ""
+    precision_check: str = ""
+    precision_detail: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -108,6 +121,11 @@ class EngineRecord:
         if version > ENGINE_SCHEMA_VERSION:
             raise MetaError(f"{source}: engine schema_version {version} is newer than this fcn-edge "
                             f"understands ({ENGINE_SCHEMA_VERSION}); upgrade fcn-edge")
+        version_compatible = read.boolean("version_compatible", False)
+        lean_runtime = read.choice("lean_runtime", LEAN_RUNTIMES, "")
+        if bool(lean_runtime) != version_compatible:
+            raise read.error("lean_runtime", "'embedded' or 'excluded' exactly when version_compatible is true",
+                             lean_runtime)
         capability = read.text("compute_capability", nonempty=True)
         try:
             capability = format_capability(capability)
@@ -137,6 +155,11 @@ class EngineRecord:
             io_tensors=tuple(dict(r.data) for r in read.objects("io_tensors", ())),
             rebuild_command=read.text("rebuild_command", ""),
             fcn_edge_version=read.text("fcn_edge_version", ""),
+            version_compatible=version_compatible,
+            lean_runtime=lean_runtime,
+            hardware_compatibility=read.choice("hardware_compatibility", HARDWARE_LEVELS, ""),
+            precision_check=read.choice("precision_check", PRECISION_CHECKS, ""),
+            precision_detail=read.text("precision_detail", ""),
         )
 
 

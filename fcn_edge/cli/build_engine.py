@@ -11,7 +11,7 @@ from fcn_edge.errors import UsageError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from fcn_edge.engine.config import CALIBRATORS, INT8_MODES, PRECISIONS, TYPINGS
+    from fcn_edge.engine.config import CALIBRATORS, HARDWARE_COMPATIBILITY, INT8_MODES, PRECISIONS, TYPINGS
 
     p = subparsers.add_parser(
         "build-engine",
@@ -31,6 +31,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="explicit: Q/DQ ONNX; implicit: TensorRT's legacy calibrator (< 11)")
     p.add_argument("--fp16-fallback", action="store_true",
                    help="weakly typed INT8: let layers without INT8 kernels run FP16 (trtexec --int8 --fp16)")
+    p.add_argument("--allow-precision-mismatch", action="store_true",
+                   help="keep an engine whose layers lack the asked precision (default: refuse it; the engine "
+                   "inspector's per-layer precisions are checked after every build)")
+    port = p.add_argument_group("portable engines")
+    port.add_argument("--version-compatible", action="store_true",
+                      help="an engine later TensorRT releases run (8.6+; within its major, and 8 -> 10, 10 -> 11)")
+    port.add_argument("--exclude-lean-runtime", action="store_true",
+                      help="with --version-compatible: leave TensorRT's lean runtime out of the engine (the runtime "
+                      "then loads the build release's libnvinfer_lean.so: FCN_EDGE_LEAN_RUNTIME)")
+    port.add_argument("--hardware-compatibility", choices=HARDWARE_COMPATIBILITY, default="none",
+                      help="an engine other GPUs run: ampere_plus (8.6+) or same_compute_capability (10.13 has it, 10.3 not); "
+                      "not on JetPack")
     cal = p.add_argument_group("implicit INT8 (legacy calibrator)")
     add_calib(cal, "calibration images (folder or manifest) for --int8-mode implicit; 'default' is the "
               "built-in model's set")
@@ -81,6 +93,10 @@ def _config(args):
         dla_core=args.dla_core,
         calibration_cache=calibration_cache,
         calibrator=args.calibrator,
+        allow_precision_mismatch=args.allow_precision_mismatch,
+        version_compatible=args.version_compatible,
+        exclude_lean_runtime=args.exclude_lean_runtime,
+        hardware_compatibility=args.hardware_compatibility,
     )
 
 
@@ -94,14 +110,16 @@ def rebuild_arguments(args, engine: Path) -> List[str]:
         ("--batch", args.batch if args.calib else None, 8), ("--limit", args.limit if args.calib else None, None),
         ("--workspace", args.workspace, None), ("--opt-level", args.opt_level, None),
         ("--timing-cache", args.timing_cache, None), ("--dla-core", args.dla_core, None),
+        ("--hardware-compatibility", args.hardware_compatibility, "none"),
     ):
         if value is not None and value != default:
             out += [flag, str(value)]
     for flag in ("min", "opt", "max"):
         for value in getattr(args, flag) or ():
             out += [f"--{flag}", value]
-    if args.fp16_fallback:
-        out.append("--fp16-fallback")
+    for flag in ("fp16_fallback", "allow_precision_mismatch", "version_compatible", "exclude_lean_runtime"):
+        if getattr(args, flag):
+            out.append("--" + flag.replace("_", "-"))
     return out
 
 
@@ -174,6 +192,8 @@ def _print_build(build) -> None:
     if build.summary is not None:
         for line in build.summary.describe():
             print(line)
+    if build.precision_check is not None:
+        print(f"precision check   {build.precision_check.verdict}: {build.precision_check.detail}")
     if result.timing_cache_saved:
         print(f"timing cache      saved to {result.timing_cache_saved}")
     print(f"sidecar           {build.sidecar_path}")

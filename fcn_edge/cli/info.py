@@ -69,6 +69,12 @@ def _engine_lines(info) -> List[str]:
             + (f", int8 {record.int8_mode}" if record.int8_mode else ""),
             f"flags             {', '.join(record.flags) or '(none)'}",
         ]
+        if record.version_compatible or record.hardware_compatibility:
+            lines.append("portable          " + ", ".join(filter(None, (
+                f"version-compatible (lean runtime {record.lean_runtime})" if record.version_compatible else "",
+                f"hardware {record.hardware_compatibility}" if record.hardware_compatibility else ""))))
+        if record.precision_check:
+            lines.append(f"precision check   {record.precision_check}: {record.precision_detail}")
         lines += [f"profile           {p.input_name}: min {format_shape(p.min)} opt {format_shape(p.opt)} "
                   f"max {format_shape(p.max)}" for p in record.profiles]
         lines.append(f"ONNX              {record.onnx_path} (sha256 {record.onnx_sha256[:12]})")

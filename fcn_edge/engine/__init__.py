@@ -13,8 +13,9 @@ decides, read once), ``capabilities`` (what a TensorRT can do: probed, or declar
 run), ``plan`` (the decisions, one function each; no TensorRT needed), ``build`` (carrying
 them out), ``calibrator`` (the legacy INT8 calibrator over an iterable of batches),
 ``cuda_driver`` (GPU facts and device memory via libcuda), ``summary`` (engine inspector),
-``artifact`` (atomic engine + sidecar write), ``engine_file`` (ONNX file -> engine file +
-sidecar, and the dry run), ``inspect`` (what a model file holds). The sidecar itself and its
+``precision_check`` (did the engine get the asked precision), ``artifact`` (atomic engine +
+sidecar write), ``engine_file`` (ONNX file -> engine file + sidecar, and the dry run),
+``inspect`` (what a model file holds). The sidecar itself and its
 checks are the contract's: :mod:`fcn_edge.artifacts`.
 """
 

@@ -19,6 +19,7 @@ from fcn_edge.artifacts import EngineRecord, ModelMeta, sidecar_path, write_engi
 from fcn_edge.artifacts.sidecar import command_line
 from fcn_edge.atomic import atomic_path
 from fcn_edge.engine.build import BuildResult
+from fcn_edge.engine.precision_check import PrecisionCheck
 from fcn_edge.engine.summary import EngineSummary
 from fcn_edge.paths import PathLike
 
@@ -27,6 +28,7 @@ def engine_record(
     result: BuildResult,
     summary: Optional[EngineSummary] = None,
     rebuild_args: Sequence[str] = (),
+    precision_check: Optional[PrecisionCheck] = None,
 ) -> EngineRecord:
     plan = result.plan
     return EngineRecord(
@@ -54,6 +56,11 @@ def engine_record(
         io_tensors=tuple(t.to_dict() for t in summary.io_tensors) if summary else (),
         rebuild_command=command_line(rebuild_args) if rebuild_args else "",
         fcn_edge_version=__version__,
+        version_compatible=plan.version_compatible,
+        lean_runtime=plan.lean_runtime,
+        hardware_compatibility="" if plan.hardware_compatibility == "none" else plan.hardware_compatibility,
+        precision_check=precision_check.verdict if precision_check else "",
+        precision_detail=precision_check.detail if precision_check else "",
     )
 
 
@@ -71,6 +78,7 @@ def write_engine(
     result: BuildResult,
     summary: Optional[EngineSummary] = None,
     rebuild_args: Sequence[str] = (),
+    precision_check: Optional[PrecisionCheck] = None,
 ) -> Tuple[Path, Path]:
     """Write ``engine_path`` and ``<engine_path>.json``; returns both paths.
 
@@ -81,7 +89,7 @@ def write_engine(
     """
     engine_path = Path(engine_path)
     meta = engine_meta(result)
-    record = engine_record(result, summary, rebuild_args)
+    record = engine_record(result, summary, rebuild_args, precision_check)
     with atomic_path(engine_path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(result.engine)

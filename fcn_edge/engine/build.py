@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Union
 
+from fcn_edge.artifacts.shapes import format_shape
 from fcn_edge.atomic import write_bytes_atomic
 from fcn_edge.engine.calibrator import Batch, calibration_shapes, calibration_source, first_batch, make_calibrator
 from fcn_edge.engine.capabilities import Capabilities, probe
@@ -120,10 +121,32 @@ def _parser_error_text(trt: Any, parser: "trt.OnnxParser", facts: OnnxFacts, cap
     return "\n".join(lines)
 
 
-def _read_timing_cache(path: Optional[Path]) -> bytes:
-    if path is None or not path.is_file():
-        return b""
-    return path.read_bytes()
+def _logged(logger: Any) -> str:
+    """TensorRT's last logged errors, as a parenthesis for a message ("" when it logged none)."""
+    errors = getattr(logger, "errors", [])[-3:]
+    return f" (TensorRT: {' | '.join(errors)})" if errors else ""
+
+
+def _timing_cache(builder_config: "trt.IBuilderConfig", path: Path, caps: Capabilities, logger: Any) -> "trt.ITimingCache":
+    """The timing cache from ``path`` (empty when the file does not exist). A blob TensorRT
+    rejects gives None (or an exception from some bindings): like Polygraphy, build with an
+    empty cache instead, which the build then saves over the unreadable file."""
+    blob = path.read_bytes() if path.is_file() else b""
+    cache, problem = None, ""
+    try:
+        cache = builder_config.create_timing_cache(blob)
+    except Exception as exc:  # noqa: BLE001 - pybind raises TypeError/RuntimeError on some releases
+        problem = str(exc) or type(exc).__name__
+    if cache is not None:
+        return cache
+    why = problem or f"it returned no cache{_logged(logger)}"
+    log.warning("%s: TensorRT %s rejected this timing cache (%s); building with an empty one, which replaces it",
+                path, caps.version, why)
+    logger.warnings.append(f"{path}: timing cache rejected ({why}); rebuilt from empty")
+    cache = builder_config.create_timing_cache(b"")
+    if cache is None:
+        raise EngineBuildError(f"TensorRT {caps.version} could not create an empty timing cache{_logged(logger)}")
+    return cache
 
 
 def run_build(
@@ -154,17 +177,25 @@ def run_build(
     if caps.fast_fp16_query:  # trt-versions: <11
         fast_fp16 = bool(builder.platform_has_fast_fp16)
     dla_cores = int(builder.num_DLA_cores) if config.dla_core is not None else None
+    gpu = device.facts()
+    jetson = None
+    if config.hardware_compatibility != "none":
+        from fcn_edge.video.capabilities import is_jetson
+
+        jetson = is_jetson()
     plan = plan_build(
         facts, config, caps, platform_fast_fp16=fast_fp16, dla_cores=dla_cores,
         calibration_source=calibration_source(calibration) if calibration is not None else "",
+        jetson=jetson, compute_capability=tuple(gpu.compute_capability),
     )
-    gpu = device.facts()
 
     network_flags = 0
     for name in plan.network_flags:
         network_flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))  # trt-names: EXPLICIT_BATCH[<10] STRONGLY_TYPED[>=10,<11]
     network = builder.create_network(network_flags)
     parser = trt.OnnxParser(network, logger)
+    for name in plan.parser_flags:
+        parser.set_flag(getattr(trt.OnnxParserFlag, name))  # trt-names: NATIVE_INSTANCENORM
     if not parser.parse_from_file(str(facts.path)):
         raise EngineBuildError(
             f"{facts.path}: TensorRT {caps.version}'s ONNX parser failed with {parser.num_errors} "
@@ -173,7 +204,10 @@ def run_build(
 
     builder_config = builder.create_builder_config()
     for name in plan.builder_flags:
-        builder_config.set_flag(getattr(trt.BuilderFlag, name))  # trt-names: FP16[<11] INT8[<11] GPU_FALLBACK
+        builder_config.set_flag(getattr(trt.BuilderFlag, name))  # trt-names: FP16[<11] INT8[<11] GPU_FALLBACK VERSION_COMPATIBLE EXCLUDE_LEAN_RUNTIME
+    if plan.hardware_compatibility != "none":
+        builder_config.hardware_compatibility_level = getattr(  # trt-names: AMPERE_PLUS SAME_COMPUTE_CAPABILITY[>=10.13]
+            trt.HardwareCompatibilityLevel, plan.hardware_compatibility.upper())
     if plan.workspace_bytes is not None:
         builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_bytes)
     if plan.optimization_level is not None:
@@ -185,17 +219,17 @@ def run_build(
         profile = builder.create_optimization_profile()
         for shapes in plan.profiles:
             profile.set_shape(shapes.input_name, shapes.min, shapes.opt, shapes.max)
-        builder_config.add_optimization_profile(profile)
+        if builder_config.add_optimization_profile(profile) < 0:  # -1: "the input is not valid"
+            raise EngineBuildError(
+                f"{facts.path}: TensorRT {caps.version} rejected the optimisation profile ("
+                + "; ".join(f"'{p.input_name}' min {format_shape(p.min)}, opt {format_shape(p.opt)}, "
+                            f"max {format_shape(p.max)}" for p in plan.profiles)
+                + f"){_logged(logger)}; give other shapes with --min/--opt/--max"
+            )
 
     timing_cache = None
     if plan.timing_cache is not None:
-        try:
-            timing_cache = builder_config.create_timing_cache(_read_timing_cache(plan.timing_cache))
-        except Exception as exc:  # pybind raises TypeError/RuntimeError on a corrupt blob
-            raise EngineBuildError(
-                f"{plan.timing_cache}: TensorRT {caps.version} cannot read this timing cache ({exc}); "
-                "delete it and it is written anew"
-            ) from exc
+        timing_cache = _timing_cache(builder_config, plan.timing_cache, caps, logger)
         if builder_config.set_timing_cache(timing_cache, False) is False:
             raise EngineBuildError(
                 f"{plan.timing_cache}: this timing cache was made by another GPU or TensorRT version; "
@@ -264,7 +298,13 @@ def _attach_calibrator(  # trt-versions: <11
             calibration_profile = builder.create_optimization_profile()
             for name, shape in shapes.items():
                 calibration_profile.set_shape(name, shape, shape, shape)
-            builder_config.set_calibration_profile(calibration_profile)
+            if not builder_config.set_calibration_profile(calibration_profile):
+                raise EngineBuildError(
+                    f"TensorRT {getattr(trt, '__version__', '?')} rejected the calibration profile "
+                    + ", ".join(f"'{n}' {format_shape(s)}" for n, s in shapes.items())
+                    + f" (the first calibration batch's shapes, from {plan.calibration}); make the batches "
+                    "the optimisation profile's opt shape"
+                )
     source = plan.calibration or str(plan.calibration_cache)
     calibrator = make_calibrator(trt, plan.calibrator, batches, plan.calibration_cache, device, source)
     builder_config.int8_calibrator = calibrator

@@ -5,7 +5,10 @@ images. Like Polygraphy's ``Calibrator(data_loader)``, the build takes any itera
 ``{input_name: array}`` batches and knows nothing of images: the CLI makes them with
 :func:`fcn_edge.precision.calibration.calibration_batches`, which preprocesses exactly as
 the runtime does, so the scales fit what the engine will see. The first batch's shapes are
-the calibration profile; every later batch must have them. Scales are cached in a file: a
+the calibration profile; every later batch must have them. TensorRT reads every calibration
+input as float32, whatever the network input's type (trtexec allocates volume x
+sizeof(float) per input; Polygraphy feeds non-index inputs as FP32), so the uint8 frames of
+a fused model are uploaded as float32 with the same values. Scales are cached in a file: a
 second build reads them and needs no batches. TensorRT 11 has no calibrator classes;
 :mod:`fcn_edge.engine.plan` refuses that case before we get here.
 """
@@ -70,6 +73,23 @@ def calibration_shapes(first: Batch, profiles: Sequence[ProfileShapes], source: 
     return shapes
 
 
+# Image inputs whose values calibrate as float32 unchanged; index inputs (int32/int64/bool)
+# cannot go through a calibrator that reads float32.
+_IMAGE_DTYPES = ("float32", "float16", "float64", "uint8", "int8")
+
+
+def _as_calibration_array(array: np.ndarray, name: str, source: str) -> np.ndarray:
+    """``array`` as the contiguous float32 TensorRT's calibrator reads."""
+    array = np.asarray(array)
+    if array.dtype.name not in _IMAGE_DTYPES:
+        raise DataError(
+            f"calibration set {source}: input '{name}' is {array.dtype}, and TensorRT's legacy calibrator "
+            "reads every input as float32; calibrate image inputs only, or use a Q/DQ ONNX "
+            "(--int8-mode explicit)"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
 class _BatchFeeder:
     """Uploads ``{name: array}`` batches into device buffers allocated once."""
 
@@ -96,15 +116,16 @@ class _BatchFeeder:
             )
         pointers = []
         for name in names:
-            array = np.ascontiguousarray(batch[name])
+            given = np.asarray(batch[name])
+            array = _as_calibration_array(given, name, self._source)
             if name not in self._buffers:
                 self._buffers[name] = self._device.alloc(array.nbytes)
-                self._shapes[name] = array.shape
-                self._dtypes[name] = array.dtype
-            elif array.shape != self._shapes[name] or array.dtype != self._dtypes[name]:
+                self._shapes[name] = given.shape
+                self._dtypes[name] = given.dtype
+            elif given.shape != self._shapes[name] or given.dtype != self._dtypes[name]:
                 raise DataError(
                     f"calibration set {self._source}: batch {self.batches_fed} of input '{name}' is "
-                    f"{array.shape} {array.dtype}, the first was {self._shapes[name]} {self._dtypes[name]}; "
+                    f"{given.shape} {given.dtype}, the first was {self._shapes[name]} {self._dtypes[name]}; "
                     "every batch must have the same shape (pad the last one)"
                 )
             self._device.upload(self._buffers[name], array)

@@ -18,6 +18,8 @@ PRECISIONS = ("auto", "fp32", "fp16", "int8")
 TYPINGS = ("auto", "strong", "weak")
 INT8_MODES = ("explicit", "implicit")
 CALIBRATORS = ("entropy", "minmax")
+# IBuilderConfig.hardware_compatibility_level: none, AMPERE_PLUS (8.6+), SAME_COMPUTE_CAPABILITY (10.13 has it, 10.3 not)
+HARDWARE_COMPATIBILITY = ("none", "ampere_plus", "same_compute_capability")
 
 GiB = 1 << 30
 
@@ -48,6 +50,12 @@ class BuildConfig:
     calibration batches handed to the build (an iterable, not part of the config) and
     caches the scales in ``calibration_cache``. ``fp16_fallback`` lets a weakly typed INT8 build run layers that
     have no INT8 kernel in FP16 instead of FP32 (trtexec's ``--int8 --fp16``).
+
+    After the build the engine inspector's per-layer precisions must contain the precision
+    asked for; ``allow_precision_mismatch`` keeps such an engine with a warning instead of
+    refusing it. ``version_compatible`` builds an engine later TensorRT releases run (8.6+),
+    with the lean runtime embedded unless ``exclude_lean_runtime``; ``hardware_compatibility``
+    one that runs on other GPUs ("ampere_plus", "same_compute_capability"; not on JetPack).
     """
 
     precision: str = "auto"
@@ -62,6 +70,10 @@ class BuildConfig:
     calibration_cache: Optional[Path] = None
     calibrator: str = "entropy"
     detailed_profile: bool = True  # per-layer precision in the engine inspector
+    allow_precision_mismatch: bool = False
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
+    hardware_compatibility: str = "none"
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +82,7 @@ class BuildConfig:
             ("typing", self.typing, TYPINGS),
             ("int8_mode", self.int8_mode, INT8_MODES),
             ("calibrator", self.calibrator, CALIBRATORS),
+            ("hardware_compatibility", self.hardware_compatibility, HARDWARE_COMPATIBILITY),
         ):
             if value not in allowed:
                 problems.append(f"{name}={value!r} is not one of {allowed}")
@@ -79,6 +92,8 @@ class BuildConfig:
             problems.append(f"optimization level must be 0..5, got {self.optimization_level}")
         if self.dla_core is not None and self.dla_core < 0:
             problems.append(f"--dla-core must be >= 0, got {self.dla_core}")
+        if self.exclude_lean_runtime and not self.version_compatible:
+            problems.append("--exclude-lean-runtime applies to --version-compatible engines")
         if problems:
             raise EngineBuildError("invalid build configuration: " + "; ".join(problems))
 

@@ -78,6 +78,17 @@ class CudaDriver:
         self._check(self._lib.cuDeviceGetAttribute(ctypes.byref(minor), _CC_MINOR, self.device), "cuDeviceGetAttribute")
         return DeviceFacts(name.value.decode(), (major.value, minor.value))
 
+    def driver_version(self) -> Tuple[int, int]:
+        """The CUDA version the driver supports, e.g. (12, 6)."""
+        version = ctypes.c_int()
+        self._check(self._lib.cuDriverGetVersion(ctypes.byref(version)), "cuDriverGetVersion")
+        return version.value // 1000, (version.value % 1000) // 10
+
+    def total_memory(self) -> int:
+        total = ctypes.c_size_t()
+        self._check(self._lib.cuDeviceTotalMem_v2(ctypes.byref(total), self.device), "cuDeviceTotalMem")
+        return int(total.value)
+
     def alloc(self, nbytes: int) -> int:
         pointer = ctypes.c_uint64()
         self._check(self._lib.cuMemAlloc_v2(ctypes.byref(pointer), ctypes.c_size_t(max(nbytes, 1))), "cuMemAlloc")

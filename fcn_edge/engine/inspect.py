@@ -166,12 +166,15 @@ def _inspect_engine(path: Path, trt: Any, device: Any) -> ModelInfo:
             file_problem = str(exc)
     live, unavailable = None, "tensorrt is not installed: I/O tensors are the sidecar's record"
     if trt is not None:
-        live, unavailable = _live(trt, device, path, record, data), ""
+        live, unavailable = _live(trt, device, path, record, data, trusted=not file_problem), ""
     engine = EngineFileInfo(path.stat().st_size, record, file_problem, live, unavailable)
     return ModelInfo("engine", path, meta, meta_error, engine=engine)
 
 
-def _live(trt: Any, device: Any, path: Path, record: Optional[EngineRecord], data: bytes) -> LiveEngine:
+def _live(trt: Any, device: Any, path: Path, record: Optional[EngineRecord], data: bytes,
+          trusted: bool = False) -> LiveEngine:
+    """``trusted``: the engine is the one its sidecar describes, so an embedded lean runtime
+    (host code) may be loaded."""
     version = str(getattr(trt, "__version__", "unknown"))
     try:
         if device is None:
@@ -192,7 +195,8 @@ def _live(trt: Any, device: Any, path: Path, record: Optional[EngineRecord], dat
     summary = None
     if compatible is not False:
         try:
-            summary = summarize_engine(trt, data, str(path))
+            host_code = trusted and record is not None and record.lean_runtime == "embedded"
+            summary = summarize_engine(trt, data, str(path), host_code_allowed=host_code)
         except FcnEdgeError as exc:
             compatible, problem = False, str(exc)
     return LiveEngine(version, gpu.name, gpu.capability_text, compatible, problem, summary)

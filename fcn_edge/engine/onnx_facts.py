@@ -1,8 +1,11 @@
-"""What an ONNX file already decides before TensorRT sees it: I/O tensors and precision.
+"""What an ONNX file already decides before TensorRT sees it: I/O tensors, precision, casts.
 
 Precision is set at the ONNX level (DESIGN.md): a Q/DQ graph is INT8, a graph with casts to
 float16 or float16 weights is FP16. The builder reads that here, with onnx, so the same
-facts drive both a real build and ``--dry-run`` on a machine without TensorRT.
+facts drive both a real build and ``--dry-run`` on a machine without TensorRT. So do the
+Cast nodes and the element types on both sides of each: TensorRT converts ``uint8`` only
+from and to float32/float16 (its ``DataType.UINT8`` documentation, 8.6 to 11.x), and a graph
+that casts int32 to uint8 fails minutes into the build; the plan refuses it first.
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ class TensorFacts:
 
 
 @dataclass(frozen=True)
+class CastFacts:
+    """One Cast node: where it is and the element types it converts between."""
+
+    index: int  # position in graph.node
+    name: str
+    source: str  # numpy-style dtype name of the input, "" when the graph does not say
+    target: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"node": self.name, "index": self.index, "from": self.source, "to": self.target}
+
+
+@dataclass(frozen=True)
 class OnnxFacts:
     path: Path
     sha256: str
@@ -47,6 +63,7 @@ class OnnxFacts:
     fp16_initializers: int
     meta: Optional[ModelMeta]
     meta_error: str = ""
+    casts: Tuple[CastFacts, ...] = ()
 
     @property
     def has_qdq(self) -> bool:
@@ -102,6 +119,34 @@ def _tensor_facts(onnx, value_info) -> TensorFacts:
     return TensorFacts(value_info.name, dims, onnx_dtype_name(tensor_type.elem_type))
 
 
+def _element_types(onnx, model) -> Dict[str, int]:
+    """Every tensor's ONNX element type that the graph states or ONNX shape inference finds."""
+    graph = model.graph
+    try:
+        graph = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001 - inference is a help: the declared types remain
+        pass
+    types: Dict[str, int] = {init.name: init.data_type for init in graph.initializer}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        elem_type = value.type.tensor_type.elem_type
+        if elem_type:
+            types[value.name] = elem_type
+    return types
+
+
+def _cast_facts(onnx, model) -> Tuple[CastFacts, ...]:
+    types = _element_types(onnx, model)
+    casts = []
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "Cast" or not node.input:
+            continue
+        target = next((a.i for a in node.attribute if a.name == "to"), 0)
+        source = types.get(node.input[0], 0)
+        casts.append(CastFacts(index, node.name or f"#{index}",
+                               onnx_dtype_name(source) if source else "", onnx_dtype_name(target)))
+    return tuple(casts)
+
+
 def read_onnx_facts(path: PathLike) -> OnnxFacts:
     """Read I/O tensors, precision markers and ModelMeta of an ONNX file (weights not loaded)."""
     path = Path(path)
@@ -142,4 +187,5 @@ def read_onnx_facts(path: PathLike) -> OnnxFacts:
         fp16_initializers=fp16_weights,
         meta=meta,
         meta_error=meta_error,
+        casts=_cast_facts(onnx, model),
     )

@@ -4,9 +4,10 @@
 and the :class:`Capabilities` of the TensorRT at hand (probed from the real module, or
 declared for ``--dry-run``). A real build and a dry run therefore make the same decisions,
 and a request that the TensorRT cannot honour is refused here, with what to do instead,
-before any minutes are spent building. Each decision is one small function (precision, INT8
-mode, typing, network flags, builder flags, calibrator, DLA, builder options, profiles);
-:func:`plan_build` composes them in that order, so the first refusal is the most basic one.
+before any minutes are spent building. Each decision is one small function (casts TensorRT
+cannot build, precision, INT8 mode, typing, network flags, builder flags, calibrator, DLA,
+builder options, profiles); :func:`plan_build` composes them in that order, so the first
+refusal is the most basic one.
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from typing import Dict, List, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta, ProfileShapes
 from fcn_edge.artifacts.shapes import Shape, format_shape
-from fcn_edge.engine.capabilities import Capabilities
+from fcn_edge.engine.capabilities import DLA_HINT, Capabilities
 from fcn_edge.engine.config import BuildConfig, ShapeOverrides
 from fcn_edge.engine.onnx_facts import OnnxFacts, TensorFacts
 from fcn_edge.errors import EngineBuildError
 
 CALIBRATOR_CLASSES = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
+
+# TensorRT's DataType.UINT8 (8.6 to 11.x, the same words in each release's bindings):
+# "uint8 conversions are only supported for {float32, float16}" and "are not supported for
+# {int8, int32, bool}".
+UINT8_CONVERTS_WITH = ("float32", "float16", "uint8")
 
 QUANTIZE_FP16 = "fcn-edge quantize {onnx} --precision fp16"
 QUANTIZE_INT8 = "fcn-edge quantize {onnx} --precision int8 --calib IMAGES"
@@ -48,6 +54,10 @@ class BuildPlan:
     timing_cache: Optional[Path]
     dla_core: Optional[int]
     notes: Tuple[str, ...] = field(default_factory=tuple)
+    version_compatible: bool = False
+    lean_runtime: str = ""  # "embedded" / "excluded" for a version-compatible engine, else ""
+    hardware_compatibility: str = "none"  # none / ampere_plus / same_compute_capability
+    parser_flags: Tuple[str, ...] = ()  # OnnxParserFlag members
 
     def describe(self) -> List[str]:
         """Human-readable lines, as ``--dry-run`` and the build summary print them."""
@@ -89,6 +99,10 @@ class BuildPlan:
         lines.append(f"timing cache      {self.timing_cache or 'none'}")
         if self.dla_core is not None:
             lines.append(f"DLA core          {self.dla_core}, GPU fallback on")
+        if self.version_compatible:
+            lines.append(f"compatibility     version-compatible, lean runtime {self.lean_runtime}")
+        if self.hardware_compatibility != "none":
+            lines.append(f"hardware level    {self.hardware_compatibility.upper()}")
         lines += [f"note: {note}" for note in self.notes]
         return lines
 
@@ -189,17 +203,36 @@ def plan_profiles(facts: OnnxFacts, overrides: ShapeOverrides) -> Tuple[ProfileS
 
 def calibration_input(facts: OnnxFacts, config: BuildConfig, batch: int) -> Tuple[int, Tuple[int, int]]:
     """(batch size, (height, width)) for calibration batches: the optimisation profile's opt
-    shape, at ``batch`` images unless the ONNX fixes the batch. Needs ModelMeta (the layout)."""
+    shape, at ``batch`` images unless the ONNX or the profile (DLA's) fixes the batch. Needs
+    ModelMeta (the layout)."""
     meta = facts.require_meta("implicit INT8 calibration preprocesses images as ModelMeta says")
     if len(facts.inputs) != 1:
         raise EngineBuildError(f"{facts.path}: implicit INT8 calibration from images feeds models with one input")
-    opt = plan_profiles(facts, config.shapes)[0].opt
-    fixed_batch = facts.inputs[0].shape[0] > 0
+    profile = dla_profiles(config, plan_profiles(facts, config.shapes))[0][0]
+    opt = profile.opt
+    fixed_batch = facts.inputs[0].shape[0] > 0 or profile.min[0] == profile.max[0]
     size = (opt[1], opt[2]) if meta.input_layout == "NHWC" else (opt[2], opt[3])
     return (opt[0] if fixed_batch else batch), size
 
 
 # -- one decision each ----------------------------------------------------------------------
+def check_casts(facts: OnnxFacts, caps: Capabilities) -> None:
+    """Refuse a graph with a Cast TensorRT cannot build: uint8 from or to anything but
+    float32/float16 (an fcn-edge export before the mask was cast through float has one:
+    ArgMax -> int32 -> uint8)."""
+    bad = [c for c in facts.casts if c.source and "uint8" in (c.source, c.target)
+           and not {c.source, c.target} <= set(UINT8_CONVERTS_WITH)]
+    if not bad:
+        return
+    found = "; ".join(f"node '{c.name}' (Cast) converts {c.source} to {c.target}" for c in bad)
+    raise EngineBuildError(
+        f"{facts.path.name}: {found}, which TensorRT {caps.version} cannot build (its uint8 converts only "
+        "from and to float32/float16): re-export the model with a current fcn-edge, which casts the mask "
+        "through float (`fcn-edge export MODEL --output-kind mask`), or export an int32 mask "
+        "(--mask-dtype int32)"
+    )
+
+
 def choose_precision(facts: OnnxFacts, config: BuildConfig) -> str:
     """The engine's precision: what the ONNX carries unless asked otherwise, never less."""
     onnx_precision = facts.precision
@@ -331,6 +364,10 @@ def builder_flags(precision: str, typing: str, facts: OnnxFacts, config: BuildCo
         if typing == "weak" and precision == "int8" and "FP16" not in flags and caps.fp16_flag:
             flags.append("FP16")  # DLA runs no FP32: layers without INT8 run FP16
         flags.append("GPU_FALLBACK")
+    if config.version_compatible:
+        flags.append("VERSION_COMPATIBLE")
+        if config.exclude_lean_runtime:
+            flags.append("EXCLUDE_LEAN_RUNTIME")
     return tuple(flags)
 
 
@@ -364,7 +401,12 @@ def check_dla(precision: str, config: BuildConfig, caps: Capabilities, dla_cores
     if config.dla_core is None:
         return ()
     if not caps.dla:
-        raise unavailable("DLA (DeviceType.DLA with GPU fallback)", caps.version, "omit --dla-core")
+        raise unavailable("DLA (DeviceType.DLA with GPU fallback)", caps.version, DLA_HINT)
+    if config.int8_mode == "implicit" and config.calibrator != "entropy":
+        raise EngineBuildError(
+            f"--calibrator {config.calibrator} with --dla-core: DLA requires IInt8EntropyCalibrator2 "
+            "(TensorRT's calibrator documentation); use --calibrator entropy (the default)"
+        )
     if dla_cores is not None and config.dla_core >= dla_cores:
         raise EngineBuildError(
             f"--dla-core {config.dla_core}: this device has {dla_cores} DLA core(s)"
@@ -377,6 +419,82 @@ def check_dla(precision: str, config: BuildConfig, caps: Capabilities, dla_cores
             "(e.g. --precision fp16), or omit --dla-core to run FP32 on the GPU"
         )
     return ("layers the DLA cannot run fall back to the GPU; the build summary counts them",)
+
+
+def dla_profiles(config: BuildConfig, profiles: Tuple[ProfileShapes, ...]) -> Tuple[Tuple[ProfileShapes, ...], Tuple[str, ...]]:
+    """DLA runs one shape per input (min = opt = max: TensorRT's DLA restrictions): a range
+    from ModelMeta is narrowed to its opt shape, with a note; one given by --min/--max is
+    refused, naming the flag to pass."""
+    if config.dla_core is None:
+        return profiles, ()
+    given = set(config.shapes.names())
+    fixed, notes = [], []
+    for profile in profiles:
+        if profile.min == profile.opt == profile.max:
+            fixed.append(profile)
+            continue
+        if profile.input_name in given or ("" in given and len(profiles) == 1):
+            raise EngineBuildError(
+                f"--dla-core: DLA runs one shape per input (min = opt = max), and input '{profile.input_name}' "
+                f"was given min {format_shape(profile.min)}, opt {format_shape(profile.opt)}, max "
+                f"{format_shape(profile.max)}; give one shape with --opt {profile.input_name}:"
+                f"{format_shape(profile.opt)} (and no --min/--max)"
+            )
+        fixed.append(ProfileShapes(profile.input_name, profile.opt, profile.opt, profile.opt))
+        notes.append(
+            f"DLA runs one shape: input '{profile.input_name}' is fixed at {format_shape(profile.opt)} (the opt "
+            f"shape of ModelMeta's range {format_shape(profile.min)} .. {format_shape(profile.max)}); "
+            "give --opt for another"
+        )
+    return tuple(fixed), tuple(notes)
+
+
+def check_compatibility(
+    config: BuildConfig, caps: Capabilities, jetson: Optional[bool], compute_capability: Optional[Tuple[int, int]],
+) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """Refuse a version- or hardware-compatible engine this TensorRT or platform cannot build;
+    (OnnxParserFlag members to set, notes) for one it can."""
+    notes: List[str] = []
+    if config.version_compatible:
+        if not caps.version_compatible:
+            raise unavailable("Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE)", caps.version,
+                              "they need TensorRT 8.6 or later: omit --version-compatible")
+        notes.append(
+            "a version-compatible engine runs on later TensorRT releases (within its major, and 8 -> 10, "
+            "10 -> 11), possibly slower; " + (
+                "its lean runtime is excluded: the runtime must load the lean runtime library of TensorRT "
+                f"{caps.version} (FCN_EDGE_LEAN_RUNTIME=/path/to/libnvinfer_lean.so)"
+                if config.exclude_lean_runtime else
+                "its lean runtime is embedded: fcn-edge allows that host code on load (the engine's SHA-256 "
+                "matches its sidecar)"
+            )
+        )
+    level = config.hardware_compatibility
+    if level != "none":
+        if not caps.hardware_compatibility or (level == "same_compute_capability" and not caps.same_compute_capability):
+            raise unavailable(
+                f"Hardware compatibility level {level.upper()} (IBuilderConfig.hardware_compatibility_level)",
+                caps.version, "AMPERE_PLUS needs TensorRT 8.6+, SAME_COMPUTE_CAPABILITY a later 10.x (10.13 has it, "
+                "10.3 not); omit "
+                "--hardware-compatibility or pick the other level",
+            )
+        if jetson or config.dla_core is not None:
+            raise EngineBuildError(
+                "--hardware-compatibility: TensorRT supports hardware-compatible engines on Ampere and later "
+                "desktop and server GPUs, not on JetPack (nor, therefore, with --dla-core); build the engine "
+                "on each Jetson it runs on"
+            )
+        if compute_capability is not None and compute_capability < (8, 0):
+            raise EngineBuildError(
+                f"--hardware-compatibility: hardware-compatible engines are built on Ampere or later GPUs "
+                f"(compute capability 8.0+), and this GPU's is {compute_capability[0]}.{compute_capability[1]}"
+            )
+        notes.append(
+            "a hardware-compatible engine runs on " + ("any Ampere or later GPU" if level == "ampere_plus"
+                                                       else "GPUs of this compute capability") + ", possibly slower"
+        )
+    parser_flags = ("NATIVE_INSTANCENORM",) if config.version_compatible or level != "none" else ()
+    return parser_flags, tuple(notes)
 
 
 def check_builder_options(config: BuildConfig, caps: Capabilities) -> None:
@@ -414,13 +532,16 @@ def plan_build(
     platform_fast_fp16: Optional[bool] = None,
     dla_cores: Optional[int] = None,
     calibration_source: str = "",
+    jetson: Optional[bool] = None,
+    compute_capability: Optional[Tuple[int, int]] = None,
 ) -> BuildPlan:
     """The build's decisions, or :class:`EngineBuildError` saying what to do instead.
 
     ``calibration_source`` names the calibration batches the build will be given ("" for
-    none); ``platform_fast_fp16`` and ``dla_cores`` are what the builder reports (None in a
-    dry run).
+    none); ``platform_fast_fp16`` and ``dla_cores`` are what the builder reports, ``jetson``
+    and ``compute_capability`` what the machine is (all None in a dry run).
     """
+    check_casts(facts, caps)
     precision = choose_precision(facts, config)
     int8_mode = choose_int8_mode(precision, facts, config, caps)
     typing = choose_typing(precision, int8_mode, facts, config, caps)
@@ -428,7 +549,9 @@ def plan_build(
     calibrator, calibration_cache, calibration_notes = choose_calibrator(
         int8_mode, config, caps, calibration_source, facts.path.name)
     dla_notes = check_dla(precision, config, caps, dla_cores)
+    profiles, profile_notes = dla_profiles(config, plan_profiles(facts, config.shapes))
     check_builder_options(config, caps)
+    parser_flags, compatibility_notes = check_compatibility(config, caps, jetson, compute_capability)
     return BuildPlan(
         trt_version=caps.version,
         precision=precision,
@@ -439,11 +562,16 @@ def plan_build(
         calibrator=calibrator,
         calibration=calibration_source if calibrator else "",
         calibration_cache=calibration_cache,
-        profiles=plan_profiles(facts, config.shapes),
+        profiles=profiles,
         needs_profile=any(t.dynamic for t in facts.inputs),
         workspace_bytes=config.workspace_bytes,
         optimization_level=config.optimization_level,
         timing_cache=config.timing_cache,
         dla_core=config.dla_core,
-        notes=calibration_notes + precision_notes(precision, flags, facts, caps, platform_fast_fp16) + dla_notes,
+        notes=calibration_notes + precision_notes(precision, flags, facts, caps, platform_fast_fp16) + dla_notes
+        + profile_notes + compatibility_notes,
+        version_compatible=config.version_compatible,
+        lean_runtime=("excluded" if config.exclude_lean_runtime else "embedded") if config.version_compatible else "",
+        hardware_compatibility=config.hardware_compatibility,
+        parser_flags=parser_flags,
     )

@@ -5,6 +5,7 @@ engine inspector. Used by the ``build-engine`` summary and by ``fcn-edge info EN
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
@@ -17,12 +18,17 @@ if TYPE_CHECKING:  # annotations only; tensorrt is imported by the caller
     import tensorrt as trt  # noqa: F401
 
 
-# Substrings of the inspector's "Format/Datatype" text, most specific first.
-_PRECISION_WORDS = (
-    ("Int8", "int8"), ("INT8", "int8"), ("FP8", "fp8"), ("Half", "fp16"), ("FP16", "fp16"),
-    ("BF16", "bf16"), ("Int32", "int32"), ("INT32", "int32"), ("Int64", "int64"), ("UInt8", "uint8"),
-    ("Bool", "bool"), ("Float", "fp32"), ("FP32", "fp32"),
-)
+# The element-type words of the inspector's "Format/Datatype" text ("Row major linear FP32",
+# "Channel major FP16 format where channel % 8 == 0", "Row major linear UInt8 format", or a
+# bare "Half" / "BFloat16"), matched as whole words: "Int8" must not count "UInt8" and
+# "Float" must not count "BFloat16".
+_PRECISION_WORDS = {
+    "UInt8": "uint8", "UINT8": "uint8", "BFloat16": "bf16", "BF16": "bf16", "FP8": "fp8", "FP4": "fp4",
+    "Int4": "int4", "INT4": "int4", "Int8": "int8", "INT8": "int8", "Half": "fp16", "FP16": "fp16",
+    "Int32": "int32", "INT32": "int32", "Int64": "int64", "INT64": "int64", "Bool": "bool", "BOOL": "bool",
+    "Float": "fp32", "FP32": "fp32", "Double": "fp64",
+}
+_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,10 @@ class EngineSummary:
 
 
 def precision_of(format_text: str) -> str:
-    for word, precision in _PRECISION_WORDS:
-        if word in format_text:
-            return precision
+    """The precision the inspector's format text names, by its first element-type word."""
+    for word in _WORD.findall(format_text):
+        if word in _PRECISION_WORDS:
+            return _PRECISION_WORDS[word]
     return "other"
 
 
@@ -88,9 +95,14 @@ def io_tensors(trt: Any, engine: "trt.ICudaEngine") -> Tuple[TensorInfo, ...]:
     return tuple(tensors)
 
 
-def deserialize(trt: Any, engine_bytes: bytes, source: str = "engine") -> "Tuple[trt.Runtime, trt.ICudaEngine]":
+def deserialize(trt: Any, engine_bytes: bytes, source: str = "engine",
+                host_code_allowed: bool = False) -> "Tuple[trt.Runtime, trt.ICudaEngine]":
+    """The engine in ``engine_bytes``. ``host_code_allowed``: it is a version-compatible engine
+    with its lean runtime embedded, trusted (fcn-edge built it, or its SHA-256 matches its sidecar)."""
     logger = trt.Logger(trt.Logger.ERROR)
     runtime = trt.Runtime(logger)
+    if host_code_allowed:
+        runtime.engine_host_code_allowed = True
     engine = runtime.deserialize_cuda_engine(engine_bytes)
     if engine is None:
         raise EngineMismatchError(
@@ -101,9 +113,10 @@ def deserialize(trt: Any, engine_bytes: bytes, source: str = "engine") -> "Tuple
     return runtime, engine
 
 
-def summarize_engine(trt: Any, engine_bytes: bytes, source: str = "engine") -> EngineSummary:
+def summarize_engine(trt: Any, engine_bytes: bytes, source: str = "engine",
+                     host_code_allowed: bool = False) -> EngineSummary:
     """Deserialise ``engine_bytes`` and ask the engine inspector what it holds."""
-    runtime, engine = deserialize(trt, engine_bytes, source)
+    runtime, engine = deserialize(trt, engine_bytes, source, host_code_allowed)
     layer_count: Optional[int] = int(engine.num_layers)
     precisions: Counter = Counter()
     types: Counter = Counter()

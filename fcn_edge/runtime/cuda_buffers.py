@@ -1,9 +1,9 @@
-"""CUDA context, stream, pinned host and device buffers, events and graphs: the one pycuda module.
+"""The CUDA-buffer interface (:mod:`fcn_edge.runtime.cuda_api`) on pycuda: the one pycuda module.
 
-Everything the TensorRT backend needs from CUDA goes through this file, so moving from
-pycuda to cuda-python (as NVIDIA's samples did in TensorRT 10.14) touches only it. There
-is no ``pycuda.autoinit``: a :class:`CudaContext` retains the device's primary context
-(the one the CUDA runtime, TensorRT and PyTorch share) and is pushed around each use, so a
+Everything the TensorRT backend needs from CUDA goes through this file or its cuda-python
+twin (:mod:`fcn_edge.runtime.cuda_python_buffers`), never pycuda directly. There is no
+``pycuda.autoinit``: a :class:`CudaContext` retains the device's primary context (the one
+the CUDA runtime, TensorRT and PyTorch share) and is pushed around each use, so a
 Segmenter made on one thread can run on another. pycuda has no stream-capture API, so CUDA
 graphs go through the driver library directly with ctypes; that too stays here.
 """
@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator, Tuple
 
 import numpy as np
 
-from fcn_edge.errors import FcnEdgeError
 from fcn_edge.optional import require
+from fcn_edge.runtime.cuda_api import ContextScope, CudaError
+
+NAME = "pycuda"
 
 _init_lock = threading.Lock()
 _initialised = False
@@ -28,7 +31,7 @@ _initialised = False
 def _driver():
     """pycuda.driver, initialised once per process (cuInit is cheap but not thread-safe)."""
     global _initialised
-    cuda = require("pycuda.driver", "running TensorRT engines")
+    cuda = require("pycuda.driver", "running TensorRT engines with pycuda")
     with _init_lock:
         if not _initialised:
             cuda.init()
@@ -36,15 +39,11 @@ def _driver():
     return cuda
 
 
-class CudaError(FcnEdgeError):
-    """A CUDA call failed; the message names the call and the driver's error code."""
-
-
 def device_count() -> int:
     return _driver().Device.count()
 
 
-class CudaContext:
+class CudaContext(ContextScope):
     """The primary context of one GPU, retained until :meth:`close`.
 
     Use as ``with ctx:`` (or ``ctx.push()``/``ctx.pop()``) around every CUDA call; nesting
@@ -60,6 +59,12 @@ class CudaContext:
         self.device_index = device
         self.device = cuda.Device(device)
         self._ctx = self.device.retain_primary_context()
+        self._owner = threading.get_ident()
+
+    @property
+    def api(self):
+        """This implementation (the module), for the objects the backend makes next."""
+        return sys.modules[__name__]
 
     @property
     def name(self) -> str:
@@ -81,22 +86,23 @@ class CudaContext:
     def pop(self) -> None:
         self._cuda.Context.pop()
 
-    def __enter__(self) -> "CudaContext":
-        self.push()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pop()
-
     def synchronize(self) -> None:
         with self:
             self._cuda.Context.synchronize()
 
     def close(self) -> None:
-        """Release the retained primary context (its memory stays while others retain it)."""
-        if self._ctx is not None:
-            self._ctx.detach()
-            self._ctx = None
+        """Release the retained primary context (its memory stays while others retain it).
+
+        pycuda's ``detach()`` releases a primary context only on the thread that retained it
+        (or where it is current); on any other thread it just forgets it, and the retain
+        leaks. So off the owning thread the release is made here, through the driver.
+        """
+        if self._ctx is None:
+            return
+        ctx, self._ctx = self._ctx, None
+        ctx.detach()
+        if threading.get_ident() != self._owner:
+            _release_primary_context(self.device_index)
 
     @property
     def closed(self) -> bool:
@@ -194,12 +200,46 @@ def _check(result: int, call: str) -> None:
         raise CudaError(f"{call} failed with CUDA driver error {result}")
 
 
+def _release_primary_context(index: int) -> None:
+    lib = _libcuda()
+    device = ctypes.c_int()
+    _check(lib.cuDeviceGet(ctypes.byref(device), index), f"cuDeviceGet({index})")
+    _check(lib.cuDevicePrimaryCtxRelease_v2(device), "cuDevicePrimaryCtxRelease")
+
+
+def _libcudart() -> Optional[ctypes.CDLL]:
+    """The shared CUDA runtime library, where one is installed (pycuda itself needs none)."""
+    for name in (ctypes.util.find_library("cudart"), "libcudart.so"):
+        if name:
+            try:
+                return ctypes.CDLL(name)
+            except OSError:
+                continue
+    return None
+
+
+def clear_error() -> str:
+    """Reset the CUDA runtime's last error (after a failed graph capture, as trtexec does);
+    the error's name, or "" when there was none or no shared libcudart is loaded. (The driver
+    API pycuda uses keeps no last error: its calls return theirs.)"""
+    cudart = _libcudart()
+    if cudart is None:
+        return ""
+    error = cudart.cudaGetLastError()
+    if not error:
+        return ""
+    cudart.cudaGetErrorName.restype = ctypes.c_char_p
+    return (cudart.cudaGetErrorName(error) or b"").decode() or f"cudaError {error}"
+
+
 class CudaGraph:
     """Work captured once from a stream and replayed with one launch.
 
-    ``with graph.capture(stream): <async copies and kernels on stream>`` records instead of
-    running; :meth:`launch` replays it. Pointers and shapes are frozen at capture, so this
-    suits fixed-shape engines with buffers that never move.
+    ``with graph.capture(stream): <async work on stream>`` records instead of running;
+    :meth:`launch` replays it. Pointers and kernel parameters are frozen at capture: a graph
+    is valid only while the buffers and the shapes it was captured with stay. A failure in
+    the body ends the capture, discards the partial graph and re-raises; an invalidated
+    capture raises :class:`CudaError`.
     """
 
     def __init__(self):
@@ -212,26 +252,30 @@ class CudaGraph:
         if self._exec:
             raise CudaError("this CUDA graph was already captured")
         handle = ctypes.c_void_p(stream.handle)
-        begin = getattr(self._lib, "cuStreamBeginCapture_v2", None) or self._lib.cuStreamBeginCapture
-        _check(begin(handle, ctypes.c_int(_CAPTURE_MODE_THREAD_LOCAL)), "cuStreamBeginCapture")
-        failed = False
+        _check(self._lib.cuStreamBeginCapture_v2(handle, ctypes.c_int(_CAPTURE_MODE_THREAD_LOCAL)), "cuStreamBeginCapture")
         try:
             yield self
         except BaseException:
-            failed = True
+            self._lib.cuStreamEndCapture(handle, ctypes.byref(self._graph))
+            self.destroy()
             raise
-        finally:
-            result = self._lib.cuStreamEndCapture(handle, ctypes.byref(self._graph))
-            if not failed:
-                _check(result, "cuStreamEndCapture")
+        result = self._lib.cuStreamEndCapture(handle, ctypes.byref(self._graph))
+        if result != 0:
+            self.destroy()
+            _check(result, "cuStreamEndCapture (the capture was invalidated)")
         self._instantiate()
 
     def _instantiate(self) -> None:
-        with_flags = getattr(self._lib, "cuGraphInstantiateWithFlags", None)
+        with_flags = getattr(self._lib, "cuGraphInstantiateWithFlags", None)  # CUDA 11.4+ drivers
         if with_flags is not None:
             result = with_flags(ctypes.byref(self._exec), self._graph, ctypes.c_ulonglong(0))
-        else:  # CUDA < 11.4
-            result = self._lib.cuGraphInstantiate_v2(ctypes.byref(self._exec), self._graph, None, None, ctypes.c_size_t(0))
+        else:  # an older driver's five-argument cuGraphInstantiate
+            legacy = getattr(self._lib, "cuGraphInstantiate_v2", None)
+            if legacy is None:
+                raise CudaError("this CUDA driver has no cuGraphInstantiate: update the NVIDIA driver for CUDA graphs")
+            result = legacy(ctypes.byref(self._exec), self._graph, None, None, ctypes.c_size_t(0))
+        if result != 0:
+            self.destroy()
         _check(result, "cuGraphInstantiate")
 
     @property

@@ -1,19 +1,30 @@
 """TensorRT backend: name-based I/O, pinned host buffers, one stream, optional CUDA graph.
 
-Per call: one async host-to-device copy of the (pinned) input, ``execute_async_v3``, one
-async device-to-host copy of the output into pinned memory, all on one CUDA stream, timed
-with CUDA events. Device buffers are allocated once, for the largest shape of the engine's
-optimisation profile; nothing is allocated per frame. Only the name-based tensor API is used
-(``num_io_tensors``, ``get_tensor_name``, ``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``), which TensorRT 8.5 to 11.x all have. CUDA work goes through
-:mod:`fcn_edge.runtime.cuda_buffers`, the one pycuda module.
+Per call: one async host-to-device copy of the (pinned) input, the engine, one async
+device-to-host copy of the output into pinned memory, all on one CUDA stream, each stage
+timed with CUDA events. Device buffers are allocated once, for the largest shape of the
+engine's optimisation profile; nothing is allocated per frame. Only the name-based tensor
+API is used (``num_io_tensors``, ``get_tensor_name``, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``), which TensorRT 8.5 to 11.x all have. CUDA work
+goes through the CUDA-buffer interface (:mod:`fcn_edge.runtime.cuda_api`): pycuda or
+cuda-python, chosen by :func:`fcn_edge.runtime.cuda_api.select_cuda`.
+
+CUDA graphs (``cuda_graph=True``) follow TensorRT's rules for them. A graph replays the
+kernels it captured with the parameters of the shape they were captured at, and the
+execution context's internal state belongs to the last shape it *ran*: so a graph is
+captured only after a plain ``execute_async_v3`` at the current shape ("call enqueueV3()
+once after an input shape change to update internal state"), and any shape change drops it.
+A capture that fails clears the CUDA error and turns graphs off for this context, as
+trtexec does. Only the engine is captured: the copies stay outside, so their times are
+reported on the graph path too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,11 +35,17 @@ from fcn_edge.optional import require
 from fcn_edge.runtime.backend import Backend
 from fcn_edge.runtime.result import InferTimings
 
+if TYPE_CHECKING:  # annotations only; tensorrt is imported when a backend is made
+    import tensorrt as trt  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 # The dtypes the runtime feeds and reads (trt.nptype is a Python helper whose presence
 # differs between releases, so the names come from fcn_edge.artifacts.dtypes).
 RUNTIME_DTYPES = ("float32", "float16", "int8", "int32", "int64", "uint8", "bool")
+# Where the lean runtime library of the TensorRT that built a version-compatible engine
+# with --exclude-lean-runtime is (libnvinfer_lean.so of that release).
+LEAN_RUNTIME_ENV = "FCN_EDGE_LEAN_RUNTIME"
 
 
 def numpy_dtype(trt_dtype: Any) -> np.dtype:
@@ -36,6 +53,28 @@ def numpy_dtype(trt_dtype: Any) -> np.dtype:
     if name not in RUNTIME_DTYPES:
         raise MetaError(f"TensorRT tensor type {name} has no numpy counterpart the runtime handles")
     return np.dtype(name)
+
+
+def make_runtime(trt: Any, logger: Any, source: str, host_code_allowed: bool,
+                 lean_runtime: Optional[str]) -> "Tuple[trt.IRuntime, ...]":
+    """The runtime that deserialises the engine, last; the runtimes it needs alive before it.
+
+    A version-compatible engine with its lean runtime embedded is host code, which TensorRT
+    loads only with ``engine_host_code_allowed`` (the caller has checked the engine's SHA-256
+    against its sidecar); one built with its lean runtime excluded is run by the lean runtime
+    library ``lean_runtime`` of the TensorRT that built it (``load_runtime``)."""
+    runtime = trt.Runtime(logger)
+    if lean_runtime:
+        lean = runtime.load_runtime(str(lean_runtime))
+        if lean is None:
+            raise EngineMismatchError(
+                f"{source}: TensorRT {trt.__version__} could not load the lean runtime {lean_runtime} "
+                f"(${LEAN_RUNTIME_ENV}); it must be libnvinfer_lean.so of the TensorRT that built the engine"
+            )
+        return runtime, lean
+    if host_code_allowed:
+        runtime.engine_host_code_allowed = True
+    return (runtime,)
 
 
 class _Tensor:
@@ -46,7 +85,7 @@ class _Tensor:
         self.dtype = dtype
         self.max_shape = max_shape
         self.is_input = is_input
-        self.device = None  # cuda_buffers.DeviceBuffer
+        self.device = None  # a DeviceBuffer of the CUDA implementation
         self.shape: Tuple[int, ...] = max_shape
 
     @property
@@ -58,47 +97,63 @@ class TrtBackend(Backend):
     name = "tensorrt"
 
     @classmethod
-    def from_file(cls, path, device: int = 0, cuda_graph: bool = False) -> "TrtBackend":
+    def from_file(cls, path, device: int = 0, cuda_graph: bool = False, cuda: Optional[str] = None,
+                  lean_runtime: Optional[str] = None) -> "TrtBackend":
         """Deserialise ``path`` once its sidecar says it was built for this TensorRT and GPU
-        and the engine is the one the sidecar describes.
+        (or is version- or hardware-compatible with them) and the engine is the one the
+        sidecar describes.
 
         The engine is read once: its bytes are hashed against the sidecar's ``engine_sha256``
         (a replaced engine is refused with the command that rebuilds it) and deserialised.
+        ``cuda``: pycuda | cuda-python | auto (default ``$FCN_EDGE_CUDA``, else auto).
+        ``lean_runtime``: the libnvinfer_lean.so of the TensorRT that built a version-compatible
+        engine whose lean runtime was excluded (default ``$FCN_EDGE_LEAN_RUNTIME``).
         """
         from fcn_edge.artifacts import check_engine_compatible, check_engine_file, read_engine_sidecar
-        from fcn_edge.runtime.cuda_buffers import CudaContext
+        from fcn_edge.runtime.cuda_api import select_cuda
 
         path = Path(path)
         meta, record = read_engine_sidecar(path)
         engine_bytes = path.read_bytes()
         check_engine_file(path, record, engine_bytes)
         trt = require("tensorrt", "running TensorRT engines")
-        context = CudaContext(device)
+        lean_runtime = lean_runtime or os.environ.get(LEAN_RUNTIME_ENV) or None
+        context = select_cuda(cuda).CudaContext(device)
         try:
-            check_engine_compatible(record, trt.__version__, context.name, context.compute_capability, engine_path=path)
-            return cls(engine_bytes, meta, context, trt=trt, cuda_graph=cuda_graph, source=str(path))
+            check_engine_compatible(record, trt.__version__, context.name, context.compute_capability, engine_path=path,
+                                    lean_runtime_loaded=bool(lean_runtime))
+            return cls(engine_bytes, meta, context, trt=trt, cuda_graph=cuda_graph, source=str(path),
+                       host_code_allowed=record.lean_runtime == "embedded",
+                       lean_runtime=lean_runtime if record.lean_runtime == "excluded" else None)
         except BaseException:
             context.close()
             raise
 
     def __init__(self, engine_bytes: bytes, meta: ModelMeta, context, trt=None, cuda_graph: bool = False,
-                 source: str = "<engine>"):
+                 source: str = "<engine>", host_code_allowed: bool = False, lean_runtime: Optional[str] = None):
+        """``context``: a CudaContext of a CUDA implementation (its ``api`` makes the rest).
+        ``host_code_allowed``: the engine is version-compatible with its lean runtime embedded
+        and trusted (its SHA-256 matched the sidecar); ``lean_runtime``: the library to load
+        for one whose lean runtime was excluded."""
         super().__init__(meta)
-        from fcn_edge.runtime import cuda_buffers as cb
-
-        self._cb = cb
+        self._cb = context.api
         self._trt = trt or require("tensorrt", "running TensorRT engines")
         self.source = source
         self.cuda = context
         self.use_cuda_graph = cuda_graph
-        self._graphs: Dict[Tuple[int, ...], Any] = {}
-        self._graph_failed: set = set()
-        self._warm_shapes: set = set()
+        self._host_code_allowed = host_code_allowed
+        self._lean_runtime = lean_runtime
+        self._graph: Optional[Any] = None  # captured at _current_shape, after a plain run there
+        self._graphs_off = ""  # why graphs stopped on this context ("" while they may be used)
+        self._state_ready = False  # the last enqueue ran plainly at _current_shape
         self._current_shape: Optional[Tuple[int, ...]] = None
         self._host_in: Optional[np.ndarray] = None
         self._host_out: Optional[np.ndarray] = None
         self._tensors: List[_Tensor] = []
+        self._events: List[Any] = []
+        self.stream = None
         self.engine = self.context = self.runtime = None
+        self._runtimes: Tuple[Any, ...] = ()
         with self.cuda:
             try:
                 self._open(engine_bytes)
@@ -110,7 +165,8 @@ class TrtBackend(Backend):
     def _open(self, engine_bytes: bytes) -> None:
         trt, cb = self._trt, self._cb
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self._logger)
+        self._runtimes = make_runtime(trt, self._logger, self.source, self._host_code_allowed, self._lean_runtime)
+        self.runtime = self._runtimes[-1]
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise EngineMismatchError(
@@ -142,7 +198,7 @@ class TrtBackend(Backend):
             self.min_shape = self.max_shape = shape
         self.fixed_shape = self.min_shape == self.max_shape
         # Resolve every output's largest shape by setting the largest input shape.
-        self.context.set_input_shape(self.input_name, self.max_shape)
+        self._set_shape(self.max_shape)
         for name in names:
             is_input = name == self.input_name
             max_shape = self.max_shape if is_input else tuple(self.context.get_tensor_shape(name))
@@ -151,7 +207,8 @@ class TrtBackend(Backend):
                                 "the runtime needs shapes that follow from the input")
             tensor = _Tensor(name, numpy_dtype(self.engine.get_tensor_dtype(name)), max_shape, is_input)
             tensor.device = cb.DeviceBuffer(tensor.max_nbytes)
-            self.context.set_tensor_address(name, tensor.device.ptr)
+            if not self.context.set_tensor_address(name, tensor.device.ptr):
+                raise RuntimeInputError(f"{self.source}: TensorRT refused the device address of tensor {name}")
             self._tensors.append(tensor)
         self._in = next(t for t in self._tensors if t.is_input)
         if self._in.dtype != np.dtype(self.meta.input_dtype):
@@ -160,11 +217,11 @@ class TrtBackend(Backend):
                 f"says {self.meta.input_dtype}; the sidecar belongs to another build: rebuild the engine"
             )
         self._out = next(t for t in self._tensors if t.name == self.output_name)
+        self._out.shape = tuple(self.context.get_tensor_shape(self.output_name))
         self._host_in = cb.pinned_empty((self._in.max_nbytes,), np.uint8)
         self._host_out = cb.pinned_empty((self._out.max_nbytes,), np.uint8)
         self.stream = cb.Stream()
         self._events = [cb.Event() for _ in range(4)]
-        self._current_shape = self.max_shape
 
     # -- facts -------------------------------------------------------------------------
     @property
@@ -177,8 +234,8 @@ class TrtBackend(Backend):
 
     @property
     def description(self) -> str:
-        graph = ", CUDA graph" if self.use_cuda_graph else ""
-        return f"TensorRT {self._trt.__version__} on {self.cuda.name}{graph}"
+        graph = ", CUDA graph" if self.use_cuda_graph and not self._graphs_off else ""
+        return f"TensorRT {self._trt.__version__} on {self.cuda.name} ({self._cb.NAME}){graph}"
 
     def host_input(self, shape: Tuple[int, ...], dtype) -> np.ndarray:
         """A view of the pinned input buffer: preprocess straight into it, no extra copy."""
@@ -197,8 +254,19 @@ class TrtBackend(Backend):
         ):
             raise RuntimeInputError(
                 f"{self.source}: input shape {batch.shape} is outside the engine's profile "
-                f"{self.min_shape} .. {self.max_shape}; rebuild the engine with a wider --shapes range"
+                f"{self.min_shape} .. {self.max_shape}; rebuild the engine with a wider --min/--max range"
             )
+
+    def _set_shape(self, shape: Tuple[int, ...]) -> None:
+        """A new input shape: the captured graph no longer applies, and TensorRT updates the
+        context's internal state on the next plain enqueue."""
+        self._drop_graph()
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise RuntimeInputError(f"{self.source}: TensorRT rejected input shape {shape}")
+        self._current_shape = shape
+        self._state_ready = False
+        if self._tensors:
+            self._out.shape = tuple(self.context.get_tensor_shape(self.output_name))
 
     def infer(self, batch: np.ndarray) -> Tuple[np.ndarray, InferTimings]:
         if self._closed:
@@ -210,59 +278,53 @@ class TrtBackend(Backend):
             if host_in.ctypes.data != batch.ctypes.data:
                 np.copyto(host_in, batch)  # not preprocessed into our pinned buffer
             if shape != self._current_shape:
-                if not self.context.set_input_shape(self.input_name, shape):
-                    raise RuntimeInputError(f"{self.source}: TensorRT rejected input shape {shape}")
-                self._current_shape = shape
-                self._out.shape = tuple(self.context.get_tensor_shape(self.output_name))
+                self._set_shape(shape)
             out_nbytes = int(np.prod(self._out.shape)) * self._out.dtype.itemsize
             host_out = self._host_out[:out_nbytes].view(self._out.dtype).reshape(self._out.shape)
-            graph = self._graph_for(shape, host_in, host_out)
+            graph = self._graph_for_this_shape()
+            cb, stream = self._cb, self.stream
             e0, e1, e2, e3 = self._events
+            e0.record(stream)
+            cb.copy_htod_async(self._in.device, host_in, stream)
+            e1.record(stream)
             if graph is not None:
-                e0.record(self.stream)
-                graph.launch(self.stream)
-                e3.record(self.stream)
-                e3.synchronize()
-                return host_out, InferTimings(0.0, e0.ms_until(e3), 0.0)
-            e0.record(self.stream)
-            self._enqueue(host_in, host_out, (e1, e2))
-            e3.record(self.stream)
+                graph.launch(stream)
+            else:
+                self._execute()
+            e2.record(stream)
+            cb.copy_dtoh_async(host_out, self._out.device, stream)
+            e3.record(stream)
             e3.synchronize()
-            self._warm_shapes.add(shape)
+            self._state_ready = True  # the context has run at this shape
             return host_out, InferTimings(e0.ms_until(e1), e1.ms_until(e2), e2.ms_until(e3))
 
-    def _enqueue(self, host_in: np.ndarray, host_out: np.ndarray, events=None) -> None:
-        cb = self._cb
-        cb.copy_htod_async(self._in.device, host_in, self.stream)
-        if events:
-            events[0].record(self.stream)
+    def _execute(self) -> None:
         if not self.context.execute_async_v3(self.stream.handle):
             raise RuntimeInputError(f"{self.source}: TensorRT execute_async_v3 failed (see the TensorRT log)")
-        if events:
-            events[1].record(self.stream)
-        cb.copy_dtoh_async(host_out, self._out.device, self.stream)
 
-    def _graph_for(self, shape, host_in, host_out):
-        """The CUDA graph for ``shape``, captured after one plain run; None when not used."""
-        if not self.use_cuda_graph or shape in self._graph_failed:
+    def _graph_for_this_shape(self) -> Optional[Any]:
+        """The CUDA graph of the engine at the current shape, captured now if the context
+        has run plainly at this shape since it was set; None when not (yet) used."""
+        if not self.use_cuda_graph or self._graphs_off or not self._state_ready:
             return None
-        graph = self._graphs.get(shape)
-        if graph is not None:
-            return graph
-        if shape not in self._warm_shapes:
-            return None  # TensorRT wants one ordinary enqueue before capture
-        graph = self._cb.CudaGraph()
-        try:
-            with graph.capture(self.stream):
-                self._enqueue(host_in, host_out)
-        except Exception as exc:  # e.g. an engine with layers that cannot be captured
-            log.warning("%s: CUDA graph capture failed for shape %s (%s); running without a graph",
-                        self.source, shape, exc)
-            graph.destroy()
-            self._graph_failed.add(shape)
-            return None
-        self._graphs[shape] = graph
-        return graph
+        if self._graph is None:
+            graph = self._cb.CudaGraph()
+            try:
+                with graph.capture(self.stream):
+                    self._execute()
+            except Exception as exc:  # an engine with work that cannot be captured
+                cleared = self._cb.clear_error()
+                self._graphs_off = f"capture failed at shape {self._current_shape}: {exc}" + (
+                    f" (cleared {cleared})" if cleared else "")
+                log.warning("%s: CUDA graph %s; running without graphs on this context", self.source, self._graphs_off)
+                return None
+            self._graph = graph
+        return self._graph
+
+    def _drop_graph(self) -> None:
+        if self._graph is not None:
+            self._graph.destroy()
+            self._graph = None
 
     # -- lifetime ----------------------------------------------------------------------
     def _release(self) -> None:
@@ -270,9 +332,7 @@ class TrtBackend(Backend):
         stream = getattr(self, "stream", None)
         if stream is not None:
             stream.synchronize()
-        for graph in self._graphs.values():
-            graph.destroy()
-        self._graphs.clear()
+        self._drop_graph()
         for tensor in self._tensors:
             if tensor.device is not None:
                 tensor.device.free()
@@ -281,6 +341,7 @@ class TrtBackend(Backend):
         self.context = None
         self.engine = None
         self.runtime = None
+        self._runtimes = ()
         self._host_in = self._host_out = None
         self._events = []
         self.stream = None

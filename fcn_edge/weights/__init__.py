@@ -1,7 +1,7 @@
 """The default trained model shipped with the package, and its calibration set.
 
 ``fcn8s_mobilenetv3_synthetic.pt``: FCN-8s on a MobileNetV3-Large backbone, 7 synthetic
-street classes, input 256x320 (stretch), trained by ``tools/train.py`` on the generated
+street classes, input 256x320 (stretch), trained by ``fcn-edge train`` on the generated
 data (see the README for the command, its wall time and the validation scores; the same
 facts are in the checkpoint's ``extra`` and in ``fcn8s_mobilenetv3_synthetic.json``).
 
@@ -40,7 +40,7 @@ def _shipped(name: str, what: str, remedy: str, error: Type[FcnEdgeError], folde
 
 def default_checkpoint() -> Path:
     """Path of the shipped default checkpoint (an fcn-edge .pt with ModelMeta)."""
-    return _shipped(DEFAULT_NAME, "the default model", f"train one: python tools/train.py --save-to "
+    return _shipped(DEFAULT_NAME, "the default model", f"train one: fcn-edge train --save-to "
                     f"{weights_dir() / DEFAULT_NAME}", CheckpointError)
 
 
