@@ -69,18 +69,25 @@ def test_bad_size_is_an_argparse_error(capsys):
 
 
 def test_files_are_told_by_content_not_suffix(tmp_path, capsys):
+    """An ONNX named .pt is exported as an ONNX (its heads added), an HDF5 named .onnx goes to
+    the Keras importer, and an engine or a TorchScript archive is refused for what it is."""
     from tiny_models import make_tiny_onnx
 
-    onnx_file = make_tiny_onnx(tmp_path / "m.onnx")
     disguised = tmp_path / "disguised.pt"
-    disguised.write_bytes(onnx_file.read_bytes())
-    hdf5 = tmp_path / "weights.h5"
+    disguised.write_bytes(make_tiny_onnx(tmp_path / "m.onnx").read_bytes())
+    assert main(["export", str(disguised), "--output-kind", "mask", "-o", str(tmp_path / "x.onnx")]) == 0
+    assert "heads   uint8 mask (topk argmax)" in capsys.readouterr().out
+    hdf5 = tmp_path / "weights.onnx"
     hdf5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
-    for path, what in ((onnx_file, "an ONNX model"), (disguised, "an ONNX model"), (hdf5, "an HDF5 file")):
-        assert main(["export", str(path), "-o", str(tmp_path / "x.onnx")]) == 2
-        err = capsys.readouterr().err
-        assert f"{path}: this is {what}" in err and "not a PyTorch checkpoint" in err and err.count("\n") == 1
-    assert not (tmp_path / "x.onnx").exists()
+    assert main(["export", str(hdf5), "-o", str(tmp_path / "y.onnx")]) == 2
+    assert f"{hdf5}: cannot be read as HDF5" in capsys.readouterr().err
+    engine = tmp_path / "model.pt"
+    engine.write_bytes(b"ftrt" + bytes(64))
+    assert main(["export", str(engine), "-o", str(tmp_path / "z.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"{engine}: this is a TensorRT engine, not a PyTorch checkpoint or an ONNX model" in err
+    assert "an engine is built from an ONNX" in err and err.count("\n") == 1
+    assert not (tmp_path / "y.onnx").exists() and not (tmp_path / "z.onnx").exists()
     assert main(["export", str(tmp_path / "absent.pt")]) == 2
     assert "absent.pt: no such model file" in capsys.readouterr().err
 

@@ -148,10 +148,13 @@ def test_unknown_architecture_is_a_usage_error():
 @pytest.mark.parametrize("name", list(PREPROCESSINGS))
 def test_preprocessing_reproduces_keras_numbers_to_float32_precision(name):
     """Every 0..255 value on every channel, through the runtime's Preprocessor and the fused
-    exporter's wrapper, against the Keras code's own arithmetic: within one float32 ulp of
+    exporter's graph head, against the Keras code's own arithmetic: within one float32 ulp of
     the largest value (sub_mean differs by half an ulp: -mean/std is rounded once more)."""
     from fcn_edge.artifacts import meta_for_classes
-    from fcn_edge.export.wrappers import FusedPreprocess
+    from fcn_edge.export.heads import preprocess_model
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx_graphsurgeon", reason="the fused preprocessing is grafted with onnx-graphsurgeon")
 
     pre = PREPROCESSINGS[name]
     ramp = np.arange(256, dtype=np.uint8)
@@ -162,7 +165,8 @@ def test_preprocessing_reproduces_keras_numbers_to_float32_precision(name):
         expected = expected[::-1]  # fcn-edge feeds RGB and reverses the first conv's inputs instead
     meta = meta_for_classes("x", ["a", "b"], input_size=(256, 256), mean=pre.mean, std=pre.std)
     host, _ = Preprocessor(meta)([frame])
-    fused = FusedPreprocess(torch.nn.Identity(), pre.mean, pre.std)(torch.from_numpy(frame[None])).numpy()
+    graph = preprocess_model(pre.mean, pre.std).SerializeToString()
+    (fused,) = ort.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, {"input": frame[None]})
     ulp = np.spacing(np.float32(np.abs(expected).max()))
     assert np.abs(host[0] - expected).max() <= ulp
     assert np.abs(fused[0] - expected).max() <= ulp

@@ -2,16 +2,19 @@
 
 MODEL is a registry name (random weights, for benchmarks and tests; see --list), a
 checkpoint (fcn-edge's own .pt, torchvision's fcn_resnet50/101 state_dict, a pytorch-fcn
-FCN32s/16s/8s), or a segmentation ONNX made elsewhere (torchvision, mmsegmentation,
-segmentation_models_pytorch, tf2onnx, ...), told by its content whatever its suffix. The
-deployment heads (--fuse-preprocess, --fuse-resize, --output-kind mask) are added to the
-graph the same way for each. Sizes are HEIGHTxWIDTH (e.g. 256x320).
+FCN32s/16s/8s), Keras FCN-8/FCN-32 weights (Keras 2 .h5, Keras 3 .weights.h5 or .keras, a
+keras_segmentation checkpoint: its folder, <prefix>_config.json or prefix), or a
+segmentation ONNX made elsewhere (torchvision, mmsegmentation, segmentation_models_pytorch,
+tf2onnx, ...), told by its content whatever its suffix. The deployment heads
+(--fuse-preprocess, --fuse-resize, --output-kind mask) are added to the graph the same way
+for each. Sizes are HEIGHTxWIDTH (e.g. 256x320).
 
 Examples:
   fcn-edge export fcn8s_resnet18 --input-size 320x320 -o fcn8s_resnet18.onnx
   fcn-edge export model.pt --fuse-preprocess --output-kind mask -o model.onnx
   fcn-edge export model.pt --fuse-preprocess --fuse-resize --output-kind mask --argmax reduce -o model.onnx
   fcn-edge export fcn8s-heavy-pascal.pth --fixed-shape --input-size 512x512
+  fcn-edge export fcn8.h5 --arch fcn_8_vgg --classes voc --fuse-preprocess --output-kind mask -o fcn8.onnx
   fcn-edge export deeplab.onnx --classes voc --preprocessing imagenet --input-size 512x512 \
       --fuse-preprocess --output-kind mask -o deeplab.deploy.onnx
 """
@@ -46,11 +49,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="make a deployable ONNX of a checkpoint, registry model or ONNX (with ModelMeta and parity checks)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_argument(p, "checkpoint or ONNX file, or a registry name such as fcn8s_vgg16 (see --list)", optional=True)
+    add_model_argument(p, "checkpoint, Keras weights or ONNX file, or a registry name such as fcn8s_vgg16 (see --list)",
+                       optional=True)
     p.add_argument("--list", action="store_true", help="list the registry's architectures and exit")
     add_out(p, "output .onnx (default: <MODEL stem>.onnx in the current directory)")
     src = p.add_argument_group("model source")
-    src.add_argument("--arch", help="architecture of a bare state_dict (checked against other formats)")
+    src.add_argument("--arch", help="architecture of a bare state_dict or of Keras weights (fcn_8_vgg, fcn_32_vgg, "
+                     "fcn_8, fcn_32) whose file does not say (checked against what it does say)")
     src.add_argument("--classes", metavar="NAME|FILE|N",
                      help="class names and palette: a built-in list (" + ", ".join(sorted(DATASETS))
                      + "), a classes.txt (with colours: 'name R G B'), or a count (names class_0..); "
@@ -59,10 +64,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--seed", type=int, default=0, help="seed of a registry model's random weights and of the parity inputs")
     from fcn_edge.export.config import PREPROCESSINGS
 
-    onnx = p.add_argument_group("an ONNX made elsewhere: what the file does not say")
-    onnx.add_argument("--preprocessing", choices=sorted(PREPROCESSINGS), metavar="NAME",
-                      help="how the model's input was normalised: " + "; ".join(
-                          f"{k} ({v.origin})" for k, v in PREPROCESSINGS.items()) + " (default: the file's ModelMeta, else imagenet)")
+    onnx = p.add_argument_group("a model made elsewhere: what the file does not say")
+    onnx.add_argument("--preprocessing", metavar="NAME",
+                      help="how the model's input was normalised. An ONNX: " + "; ".join(
+                          f"{k} ({v.origin})" for k, v in PREPROCESSINGS.items()) + " (default: the file's ModelMeta, "
+                      "else imagenet). Keras weights: the Keras code's imgNorm, sub_mean, sub_mean_bgr, divide, "
+                      "sub_and_divide or none (default: what the code that builds such a model used)")
     onnx.add_argument("--mean", type=rgb_values, metavar="R,G,B",
                       help="per-channel mean on RGB pixels in [0, 1] (torchvision's 0.485,0.456,0.406; divide 0..255 values by 255)")
     onnx.add_argument("--std", type=rgb_values, metavar="R,G,B", help="per-channel std on RGB pixels in [0, 1]")

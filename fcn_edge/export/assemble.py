@@ -143,8 +143,8 @@ def assemble(
         _save_single_file(deployed, tmp, out.name)
         if config.check_parity and grafted:
             min_agreement = config.min_resize_agreement if config.fuse_resize else config.min_agreement
-            head_result = head_parity(deployed, bare, network_meta(meta), frame_batches(config), config.output,
-                                      config.fuse_preprocess, config.fuse_resize, config.atol, config.rtol, min_agreement)
+            head_result = head_parity(deployed, bare, meta, network_meta(meta), frame_batches(config), config.atol,
+                                      config.rtol, min_agreement)
             if not head_result.passed:
                 raise _failed(out, head_result, min_agreement)
     notes = list(notes)

@@ -172,7 +172,8 @@ PREPROCESSINGS: Dict[str, Normalization] = {
 @dataclass(frozen=True)
 class SourceHints:
     """What a model file made elsewhere does not say about itself (``fcn-edge export
-    foreign.onnx --preprocessing/--mean/--std/--channel-order/--input-layout/--output-name``).
+    foreign.onnx --preprocessing/--mean/--std/--channel-order/--input-layout/--output-name``;
+    Keras weights take ``--preprocessing`` with the Keras code's names).
 
     ``mean``/``std`` are on RGB pixels in [0, 1], as ModelMeta's (torchvision's 0.485 and 0.229,
     not mmsegmentation's 123.675 and 58.395); given, they replace the preset's.
@@ -189,8 +190,6 @@ class SourceHints:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.preprocessing is not None and self.preprocessing not in PREPROCESSINGS:
-            problems.append(f"preprocessing {self.preprocessing!r} is not one of {', '.join(PREPROCESSINGS)}")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is None:
@@ -217,9 +216,13 @@ class SourceHints:
         return tuple("--" + f.name.replace("_", "-") for f in dataclasses.fields(self) if getattr(self, f.name) is not None)
 
     def normalization(self) -> Optional[Normalization]:
-        """The preset overridden by ``mean``/``std``/``channel_order``; None when none is given."""
+        """The preset overridden by ``mean``/``std``/``channel_order``; None when none is given.
+        (Keras weights take the Keras code's own names instead, as their loader reads them.)"""
         if self.preprocessing is None and self.mean is None and self.std is None and self.channel_order is None:
             return None
+        if self.preprocessing is not None and self.preprocessing not in PREPROCESSINGS:
+            raise UsageError(f"preprocessing {self.preprocessing!r} is not one of {', '.join(PREPROCESSINGS)} "
+                             "(the presets for an ONNX)")
         base = PREPROCESSINGS[self.preprocessing or "imagenet"]
         return Normalization(tuple(self.mean or base.mean), tuple(self.std or base.std),  # type: ignore[arg-type]
                              self.channel_order or base.channel_order or "RGB",

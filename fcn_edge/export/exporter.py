@@ -112,6 +112,27 @@ def export_checkpoint(
     return export_model(loaded.model, meta, out, config, source_hash=loaded.sha256)
 
 
+def export_keras(
+    source: PathLike,
+    out: PathLike,
+    config: ExportConfig = ExportConfig(),
+    *,
+    classes: Optional[ClassList] = None,
+    architecture: Optional[str] = None,
+    preprocessing: Optional[str] = None,
+) -> ExportReport:
+    """Keras FCN-8/FCN-32 weights (Keras 2 .h5, Keras 3 .weights.h5 or .keras, or a
+    keras_segmentation checkpoint) -> the PyTorch re-implementation -> ONNX, with the heads
+    ``config`` asks for. ``architecture``: fcn_8_vgg, fcn_32_vgg, fcn_8, fcn_32 (or an fcn-edge
+    name) when the file does not say; ``preprocessing``: the Keras code's input convention
+    (sub_mean, sub_mean_bgr, divide, sub_and_divide, none) when the file does not say."""
+    from fcn_edge.models.keras_import import load_keras_model
+
+    loaded = load_keras_model(source, arch=architecture, input_size=config.input_size, preprocessing=preprocessing,
+                              classes=classes)
+    return export_model(loaded.model, loaded.meta, out, config, source_hash=loaded.sha256)
+
+
 def export_architecture(
     name: str,
     out: PathLike,

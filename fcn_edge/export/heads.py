@@ -439,21 +439,33 @@ def graft_heads(model, heads: Heads, network: NetworkIO = NetworkIO(), source: s
     return grafted
 
 
-def argmax_model(num_classes: int, method: str, dtype: str = "float32", layout: str = "NCHW",
-                 mask_dtype: str = "int32", opset: int = 17):
-    """A graph of the mask head alone: float32 NCHW scores in (cast to ``dtype`` inside),
-    the class mask out, through :func:`graft_heads` on an identity network whose scores are
-    ``layout`` (NCHW, or NHWC: then transposed inside). For the argmax equality test and its
-    timing (tools/bench_argmax.py)."""
-    onnx = _onnx()
-    helper = onnx.helper
+def _identity_network(channels: int, layout: str, dtype: str, opset: int):
+    """A network that returns its input: the heads alone, for tests and timings."""
+    helper = _onnx().helper
     elem = _onnx_type(np.dtype(dtype))
-    shape = ["n", num_classes, "h", "w"] if layout == "NCHW" else ["n", "h", "w", num_classes]
-    network = helper.make_model(
-        helper.make_graph([helper.make_node("Identity", ["scores_in"], ["scores"], name="network")], "scores",
+    shape = ["n", channels, "h", "w"] if layout == "NCHW" else ["n", "h", "w", channels]
+    return helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["scores_in"], ["scores"], name="network")], "identity",
                           [helper.make_tensor_value_info("scores_in", elem, shape)],
                           [helper.make_tensor_value_info("scores", elem, shape)]),
         opset_imports=[helper.make_opsetid("", opset)], producer_name="fcn-edge")
+
+
+def argmax_model(num_classes: int, method: str, dtype: str = "float32", layout: str = "NCHW",
+                 mask_dtype: str = "int32", opset: int = 17):
+    """The mask head alone: float32 NCHW scores in (cast to ``dtype`` inside), the class mask
+    out, grafted by :func:`graft_heads` onto an identity network whose scores are ``layout``
+    (NCHW, or NHWC: then transposed inside). For the argmax equality test and its timing
+    (tools/bench_argmax.py)."""
     io = NetworkIO(input_layout=layout, output_layout=layout)
-    return graft_heads(network, Heads(num_classes, output="mask", mask_dtype=mask_dtype, argmax=method), io,
+    return graft_heads(_identity_network(num_classes, layout, dtype, opset),
+                       Heads(num_classes, output="mask", mask_dtype=mask_dtype, argmax=method), io,
                        f"the {method} argmax head")
+
+
+def preprocess_model(mean, std, channel_order: str = "RGB", opset: int = 17):
+    """The fused preprocessing alone: uint8 NHWC BGR frames in, the normalised float NCHW
+    planes a network reading ``channel_order`` gets, out (as "logits")."""
+    io = NetworkIO(channel_order=channel_order)
+    return graft_heads(_identity_network(3, "NCHW", "float32", opset),
+                       Heads(3, fuse_preprocess=True, mean=tuple(mean), std=tuple(std)), io, "the fused preprocessing")

@@ -132,15 +132,18 @@ def network_parity(network, reference: Reference, inputs: Sequence[np.ndarray], 
                         max_diff <= tolerance and agreement >= min_agreement)
 
 
-def head_parity(deployed, network, network_meta: ModelMeta, batches: Sequence[Sequence[np.ndarray]],
-                output_kind: str, fused: bool, resized: bool, atol: float, rtol: float,
+def head_parity(deployed, network, deployed_meta: ModelMeta, network_meta: ModelMeta,
+                batches: Sequence[Sequence[np.ndarray]], atol: float, rtol: float,
                 min_agreement: float) -> ParityResult:
     """The deployment graph vs the host path on the bare network's graph, from uint8 frames.
 
-    ``network_meta`` describes the bare network (float NCHW RGB, logits); ``fused``: the
-    deployment graph takes the frames (else the host's float input); ``resized``: it resizes
-    them itself (then logits are compared by argmax agreement only).
+    ``deployed_meta`` describes the deployment graph, ``network_meta`` the bare network
+    (float NCHW RGB, logits). Masks are compared as the runtime decodes them, at the frame's
+    size; logits as the graphs give them (by argmax agreement only when the deployment
+    graph resizes the frames itself: its input then differs by OpenCV's rounding).
     """
+    output_kind = deployed_meta.output_kind
+    fused, resized = deployed_meta.fused_preprocess, deployed_meta.fused_resize
     from fcn_edge.runtime.decode import Decoder
     from fcn_edge.runtime.preprocess import Preprocessor
 
@@ -156,12 +159,11 @@ def head_parity(deployed, network, network_meta: ModelMeta, batches: Sequence[Se
         actual = _run(deployed_session, fed)
         shapes.append(tuple(fed.shape))
         if output_kind == "mask":
-            decode = Decoder(network_meta, size)
+            decode, decode_deployed = Decoder(network_meta, size), Decoder(deployed_meta, size)
             for i, place in enumerate(places):
                 expected, _ = decode(logits[i], place)
-                if actual[i].shape != expected.shape:
-                    return ParityResult(against, tuple(shapes), None, None, None, 0.0, False)
-                agree += int((actual[i] == expected).sum())
+                got, _ = decode_deployed(actual[i], place)
+                agree += int((got == expected).sum())
                 total += expected.size
             continue
         if actual.shape != logits.shape:

@@ -35,20 +35,23 @@ def example_input(input_size: Tuple[int, int], batch: int, seed: int) -> torch.T
     return torch.randn(batch, 3, h, w, generator=gen)
 
 
-def _dynamic_axes(dynamic_batch: bool, dynamic_shape: bool):
+def _dynamic_axes(dynamic_batch: bool, dynamic_shape: bool, same_size: bool):
+    """Symbolic dims of the input and output; the output's H and W share the input's names
+    only when the network keeps the size (a Keras FCN's output is larger: the exporter names it)."""
     axes_in, axes_out = {}, {}
     if dynamic_batch:
         axes_in[0] = axes_out[0] = "batch"
     if dynamic_shape:
-        axes_in[2] = axes_out[2] = "height"
-        axes_in[3] = axes_out[3] = "width"
+        axes_in[2], axes_in[3] = "height", "width"
+        if same_size:
+            axes_out[2], axes_out[3] = "height", "width"
     return axes_in, axes_out
 
 
 def export_legacy(module: nn.Module, example: torch.Tensor, output_name: str, opset: int,
-                  dynamic_batch: bool, dynamic_shape: bool):
+                  dynamic_batch: bool, dynamic_shape: bool, same_size: bool):
     onnx = require("onnx", "ONNX export")
-    axes_in, axes_out = _dynamic_axes(dynamic_batch, dynamic_shape)
+    axes_in, axes_out = _dynamic_axes(dynamic_batch, dynamic_shape, same_size)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
@@ -62,7 +65,7 @@ def export_legacy(module: nn.Module, example: torch.Tensor, output_name: str, op
 
 
 def export_dynamo(module: nn.Module, example: torch.Tensor, output_name: str, opset: int,
-                  dynamic_batch: bool, dynamic_shape: bool):
+                  dynamic_batch: bool, dynamic_shape: bool, same_size: bool):
     from torch.export import Dim
 
     if dynamic_batch and example.shape[0] < 2:
@@ -83,10 +86,10 @@ def export_dynamo(module: nn.Module, example: torch.Tensor, output_name: str, op
             external_data=False, optimize=True, verbose=False,
         )
     proto = program.model_proto
-    # dynamo names output dims with size formulas; the output has the input's batch,
-    # height and width, so name them as the input's (and the legacy exporter's) dims.
+    # dynamo names output dims with size formulas; where the output has the input's batch,
+    # height and width, name them as the input's (and the legacy exporter's) dims.
     names = {0: "batch"} if dynamic_batch else {}
-    if dynamic_shape:
+    if dynamic_shape and same_size:
         names.update({2: "height", 3: "width"})
     for value in proto.graph.output:
         dims = value.type.tensor_type.shape.dim
@@ -123,7 +126,8 @@ def torch_to_onnx(module: nn.Module, example: torch.Tensor, output_name: str, op
     export = export_legacy if exporter == "legacy" else export_dynamo
     try:
         with torch.no_grad():
-            return export(module, example, output_name, opset, dynamic_batch, dynamic_shape)
+            same_size = tuple(module(example).shape[2:]) == tuple(example.shape[2:])
+            return export(module, example, output_name, opset, dynamic_batch, dynamic_shape, same_size)
     except ExportError:
         raise
     except Exception as exc:
