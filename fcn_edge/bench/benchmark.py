@@ -40,6 +40,7 @@ class BenchConfig:
     device: int = 0
     threads: Optional[int] = None
     cuda_graph: bool = False
+    cuda: Optional[str] = None
     batch: int = 1
     run: RunConfig = field(default_factory=RunConfig)
     data: Optional[DatasetSpec] = None
@@ -61,7 +62,7 @@ class BenchConfig:
         """Every (model variant, input size, backend) to time, model-major."""
         files = expand_models([Path(m) for m in models], self.precisions or None)
         return expand_variants(files, self.backends, self.input_sizes, self.providers, self.threads,
-                               self.device, self.cuda_graph)
+                               self.device, self.cuda_graph, self.cuda)
 
 
 def benchmark_models(

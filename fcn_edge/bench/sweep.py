@@ -145,6 +145,8 @@ def _load(variant: Variant):
         kwargs["providers"] = list(variant.providers)
     if kind == "engine" and variant.cuda_graph:
         kwargs["cuda_graph"] = True
+    if kind == "engine" and variant.cuda:
+        kwargs["cuda"] = variant.cuda
     return load_segmenter(variant.model, variant.backend, **kwargs)
 
 

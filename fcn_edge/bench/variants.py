@@ -20,8 +20,8 @@ from fcn_edge.bench.errors import BenchmarkError
 class Variant:
     """One thing to time: a model file on a backend at an input size (None: the meta's).
 
-    ``providers`` apply to an ONNX model, ``cuda_graph`` to a TensorRT engine; ``device``
-    is the CUDA device of either.
+    ``providers`` apply to an ONNX model, ``cuda_graph`` and ``cuda`` (the CUDA library) to
+    a TensorRT engine; ``device`` is the CUDA device of either.
     """
 
     model: Path
@@ -31,6 +31,7 @@ class Variant:
     threads: Optional[int] = None
     device: int = 0
     cuda_graph: bool = False
+    cuda: Optional[str] = None
 
     @property
     def label(self) -> str:
@@ -79,10 +80,11 @@ def expand_variants(
     threads: Optional[int] = None,
     device: int = 0,
     cuda_graph: bool = False,
+    cuda: Optional[str] = None,
 ) -> List[Variant]:
     """The cartesian product, model-major so a table groups each model's rows together."""
     provider_tuple = tuple(providers) if providers else None
     return [
-        Variant(Path(model), backend, size, provider_tuple, threads, device, cuda_graph)
+        Variant(Path(model), backend, size, provider_tuple, threads, device, cuda_graph, cuda)
         for model, size, backend in itertools.product(list(models), list(sizes) or [None], list(backends) or ["auto"])
     ]

@@ -169,6 +169,16 @@ def add_backend_options(p: argparse.ArgumentParser, several: bool = False, cuda_
     if cuda_graph:
         group.add_argument("--cuda-graph", action="store_true",
                            help="TensorRT: replay copies + engine as one CUDA graph per input shape")
+    add_cuda(group)
+
+
+def add_cuda(p) -> None:
+    """``--cuda``: which CUDA library drives TensorRT (the runtime's and doctor's choice)."""
+    from fcn_edge.runtime.cuda_api import CUDA_CHOICES
+
+    p.add_argument("--cuda", choices=CUDA_CHOICES,
+                   help="CUDA library of the TensorRT runtime (default: $FCN_EDGE_CUDA, else auto: pycuda, "
+                   "then cuda-python)")
 
 
 def add_visual_options(p: argparse.ArgumentParser, legend_default: bool) -> None:
@@ -251,7 +261,7 @@ def load_options(args: argparse.Namespace):
     from fcn_edge.runtime import LoadOptions
 
     return LoadOptions(args.backend, tuple(args.providers) if args.providers else None, args.device,
-                       args.threads, getattr(args, "cuda_graph", False), args.input_size)
+                       args.threads, getattr(args, "cuda_graph", False), args.input_size, args.cuda)
 
 
 def write_json_report(destination: Optional[str], data) -> Optional[str]:

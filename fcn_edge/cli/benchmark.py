@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         cuda_graph=args.cuda_graph,
+        cuda=args.cuda,
         batch=args.batch,
         run=RunConfig(
             iterations=args.iterations,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from fcn_edge.cli.args import add_json, add_model_argument, comma_choices, write_json_report
+from fcn_edge.cli.args import add_cuda, add_json, add_model_argument, comma_choices, write_json_report
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from fcn_edge.runtime.cuda_api import CUDA_CHOICES
-
     p = subparsers.add_parser(
         "doctor",
         help="check this machine: TensorRT, CUDA, GPU, Jetson, video, ONNX Runtime; build and run test engines",
@@ -29,8 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--precision", type=comma_choices(PRECISIONS), default=list(PRECISIONS), metavar="LIST",
                    help="precisions to build engines in, comma-separated (default fp32,fp16,int8; those the GPU "
                    "lacks are skipped)")
-    p.add_argument("--cuda", choices=CUDA_CHOICES, help="CUDA implementation of the TensorRT runtime "
-                   "(default: $FCN_EDGE_CUDA, else auto: pycuda, then cuda-python)")
+    add_cuda(p)
     p.add_argument("--machine-only", action="store_true", help="check the machine only; build no engines")
     return p
 

@@ -15,7 +15,7 @@ import ctypes.util
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -294,3 +294,12 @@ class CudaGraph:
         if self._graph:
             self._lib.cuGraphDestroy(self._graph)
             self._graph = ctypes.c_void_p()
+
+
+def cuda_version() -> Optional[Tuple[int, int]]:
+    """The driver's CUDA version, e.g. (12, 6), for messages and ``fcn-edge doctor``."""
+    try:
+        version = _driver().get_driver_version()
+    except Exception:  # no driver, or pycuda without one: doctor reports it as absent
+        return None
+    return version // 1000, (version % 1000) // 10

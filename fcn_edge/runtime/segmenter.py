@@ -196,6 +196,7 @@ def load_segmenter(
     device: int = 0,
     threads: Optional[int] = None,
     cuda_graph: bool = False,
+    cuda: Optional[str] = None,
 ) -> Segmenter:
     """A ready Segmenter for ``path`` (.engine, .onnx or .pt; None: the shipped default model).
 
@@ -203,6 +204,8 @@ def load_segmenter(
     (ONNX Runtime only) e.g. ``["cuda"]``; default: the device providers this onnxruntime
     has, then CPU. ``cuda_graph`` (TensorRT only) captures the copies and the engine in a
     CUDA graph, for fixed-shape engines. ``threads`` sets CPU threads (ORT, torch).
+    ``cuda`` (TensorRT only): the CUDA library, pycuda | cuda-python | auto (default
+    ``$FCN_EDGE_CUDA``, else auto: pycuda, then cuda-python).
     """
     if path is None:
         from fcn_edge.weights import default_onnx
@@ -231,6 +234,8 @@ def load_segmenter(
         raise UsageError(f"providers= applies to the onnxruntime backend only, not {chosen!r}")
     if cuda_graph and chosen != "tensorrt":
         raise UsageError(f"cuda_graph=True applies to the tensorrt backend only, not {chosen!r}")
+    if cuda not in (None, "auto") and chosen != "tensorrt":
+        raise UsageError(f"cuda={cuda!r} chooses the TensorRT backend's CUDA library; {chosen!r} does not use it")
 
     if chosen == "onnxruntime":
         from fcn_edge.artifacts import read_onnx_meta
@@ -240,7 +245,7 @@ def load_segmenter(
     elif chosen == "tensorrt":
         from fcn_edge.runtime.trt_backend import TrtBackend
 
-        runner = TrtBackend.from_file(path, device=device, cuda_graph=cuda_graph)
+        runner = TrtBackend.from_file(path, device=device, cuda_graph=cuda_graph, cuda=cuda)
     else:
         from fcn_edge.runtime.torch_backend import TorchBackend
 
@@ -265,6 +270,7 @@ class LoadOptions:
     threads: Optional[int] = None
     cuda_graph: bool = False
     input_size: Optional[Tuple[int, int]] = None
+    cuda: Optional[str] = None  # TensorRT's CUDA library: pycuda | cuda-python | auto
 
     def __post_init__(self) -> None:
         normalise_backend(self.backend)
@@ -273,4 +279,5 @@ class LoadOptions:
         """``load_segmenter(path, ...)`` with these options (None: the default model)."""
         return load_segmenter(path, self.backend, decode=decode, input_size=self.input_size,
                               providers=list(self.providers) if self.providers is not None else None,
-                              device=self.device, threads=self.threads, cuda_graph=self.cuda_graph)
+                              device=self.device, threads=self.threads, cuda_graph=self.cuda_graph,
+                              cuda=self.cuda)
