@@ -150,6 +150,11 @@ def add_input_size(p: argparse.ArgumentParser, help: str, several: bool = False)
         p.add_argument("--input-size", type=size_hw, metavar="HxW", help=help)
 
 
+def add_frame_size(p, help: str, default: Optional[Tuple[int, int]] = None) -> None:
+    """``--frame-size HxW``: the size of a camera's frames (not the network's input)."""
+    p.add_argument("--frame-size", type=size_hw, default=default, metavar="HxW", help=help)
+
+
 def add_backend_options(p: argparse.ArgumentParser, several: bool = False, cuda_graph: bool = True) -> None:
     """Which runtime backend runs the model, and on what: --backend, --providers, --device,
     --threads, --cuda-graph."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fcn_edge.artifacts.variants import VARIANT_TAGS
 from fcn_edge.cli.args import (
-    ExtendList, add_backend_options, add_batch, add_data_options, add_input_size, add_json, add_model_argument,
-    comma_choices, data_spec, default_model, non_negative_int, positive_float, positive_int, size_hw, write_json_report,
+    ExtendList, add_backend_options, add_batch, add_data_options, add_frame_size, add_input_size, add_json, add_model_argument,
+    comma_choices, data_spec, default_model, non_negative_int, positive_float, positive_int, write_json_report,
 )
 
 EPILOG = """\
@@ -50,8 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="load every variant at once and time them round-robin in R rounds, sharing "
                    "the iterations/duration out, so background load hits all alike (default 1: one after another)")
     p.add_argument("--warmup", type=non_negative_int, default=5, metavar="W", help="untimed calls first (default 5)")
-    p.add_argument("--frame-size", type=size_hw, default=(480, 640), metavar="HxW",
-                   help="size of the synthetic BGR frames fed, as from a camera (default 480x640)")
+    add_frame_size(p, "size of the synthetic BGR frames fed, as from a camera (default 480x640)", default=(480, 640))
     p.add_argument("--image", type=Path, metavar="FILE",
                    help="feed this image (at its own size) instead of synthetic frames")
     p.add_argument("--cv-threshold", type=positive_float, metavar="PCT",
