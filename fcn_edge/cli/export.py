@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fcn_edge.classes import DATASETS
 from fcn_edge.cli.args import (
-    add_input_size, add_json, add_model_argument, add_out, comma_items, non_negative_float, positive_int, size_hw,
+    add_frame_size, add_input_size, add_json, add_model_argument, add_out, comma_items, non_negative_float, positive_int, size_hw,
     write_json_report,
 )
 
@@ -82,7 +82,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     shape.add_argument("--min-size", type=size_hw, metavar="HxW", help="smallest size later steps must support (default: half of --input-size)")
     shape.add_argument("--max-size", type=size_hw, metavar="HxW", help="largest size later steps must support (default: twice --input-size)")
     shape.add_argument("--max-batch", type=positive_int, default=1, help="largest batch later steps must support (default 1)")
-    shape.add_argument("--frame-size", type=size_hw, metavar="HxW", help="with --fuse-resize: the frame size engines are optimised for (default 480x640)")
+    add_frame_size(shape, "with --fuse-resize: the frame size engines are optimised for (default 480x640)")
     shape.add_argument("--min-frame-size", type=size_hw, metavar="HxW", help="with --fuse-resize: the smallest frame (default 120x160)")
     shape.add_argument("--max-frame-size", type=size_hw, metavar="HxW", help="with --fuse-resize: the largest frame (default 2160x3840)")
     graph = p.add_argument_group("graph")
