@@ -108,11 +108,41 @@ def _run(session, x: np.ndarray) -> np.ndarray:
     return session.run(None, {INPUT_NAME: x})[0]
 
 
+class _Tally:
+    """Max abs diff, max |reference| and class agreement, accumulated over batches."""
+
+    def __init__(self) -> None:
+        self.max_diff, self.max_ref, self.agree, self.total = 0.0, 0.0, 0, 0
+
+    def logits(self, actual: np.ndarray, expected: np.ndarray) -> None:
+        self.max_diff = max(self.max_diff, float(np.abs(actual.astype(np.float64) - expected).max()))
+        self.max_ref = max(self.max_ref, float(np.abs(expected).max()))
+        self.classes(actual.argmax(axis=1), expected.argmax(axis=1))
+
+    def classes(self, actual: np.ndarray, expected: np.ndarray) -> None:
+        self.agree += int((actual == expected).sum())
+        self.total += expected.size
+
+    @property
+    def agreement(self) -> float:
+        return self.agree / max(self.total, 1)
+
+    def result(self, against: str, shapes, atol: Optional[float], rtol: float, min_agreement: float) -> ParityResult:
+        """Logits within ``atol + rtol * max |reference|`` (``atol`` None: not compared) and
+        classes agreeing on ``min_agreement`` of the pixels."""
+        if atol is None:
+            return ParityResult(against, tuple(shapes), self.max_diff if self.max_ref else None,
+                                self.max_ref or None, None, self.agreement, self.agreement >= min_agreement)
+        tolerance = atol + rtol * self.max_ref
+        return ParityResult(against, tuple(shapes), self.max_diff, self.max_ref, tolerance, self.agreement,
+                            self.max_diff <= tolerance and self.agreement >= min_agreement)
+
+
 def network_parity(network, reference: Reference, inputs: Sequence[np.ndarray], against: str,
                    atol: float, rtol: float, min_agreement: float) -> ParityResult:
     """The bare network's graph vs ``reference`` on the same float batches."""
     session = ort_session(network)
-    max_diff, max_ref, agree, total = 0.0, 0.0, 0, 0
+    tally = _Tally()
     shapes: List[Tuple[int, ...]] = []
     for x in inputs:
         expected = np.asarray(reference(x))
@@ -121,15 +151,8 @@ def network_parity(network, reference: Reference, inputs: Sequence[np.ndarray], 
         if actual.shape != expected.shape:
             log.debug("parity at %s: shape %s vs %s", x.shape, actual.shape, expected.shape)
             return ParityResult(against, tuple(shapes), None, None, None, 0.0, False)
-        max_diff = max(max_diff, float(np.abs(actual.astype(np.float64) - expected).max()))
-        max_ref = max(max_ref, float(np.abs(expected).max()))
-        same = actual.argmax(axis=1) == expected.argmax(axis=1)
-        agree += int(same.sum())
-        total += same.size
-    agreement = agree / max(total, 1)
-    tolerance = atol + rtol * max_ref
-    return ParityResult(against, tuple(shapes), max_diff, max_ref, tolerance, agreement,
-                        max_diff <= tolerance and agreement >= min_agreement)
+        tally.logits(actual, expected)
+    return tally.result(against, shapes, atol, rtol, min_agreement)
 
 
 def head_parity(deployed, network, deployed_meta: ModelMeta, network_meta: ModelMeta,
@@ -149,7 +172,7 @@ def head_parity(deployed, network, deployed_meta: ModelMeta, network_meta: Model
 
     against = "host preprocessing and decoding" + (" (OpenCV resize)" if resized else "")
     net_session, deployed_session = ort_session(network), ort_session(deployed)
-    max_diff, max_ref, agree, total = 0.0, 0.0, 0, 0
+    tally = _Tally()
     shapes: List[Tuple[int, ...]] = []
     for frames in batches:
         size = tuple(network_meta.input_size) if resized else frames[0].shape[:2]
@@ -161,23 +184,10 @@ def head_parity(deployed, network, deployed_meta: ModelMeta, network_meta: Model
         if output_kind == "mask":
             decode, decode_deployed = Decoder(network_meta, size), Decoder(deployed_meta, size)
             for i, place in enumerate(places):
-                expected, _ = decode(logits[i], place)
-                got, _ = decode_deployed(actual[i], place)
-                agree += int((got == expected).sum())
-                total += expected.size
-            continue
-        if actual.shape != logits.shape:
+                tally.classes(decode_deployed(actual[i], place)[0], decode(logits[i], place)[0])
+        elif actual.shape != logits.shape:
             return ParityResult(against, tuple(shapes), None, None, None, 0.0, False)
-        max_diff = max(max_diff, float(np.abs(actual.astype(np.float64) - logits).max()))
-        max_ref = max(max_ref, float(np.abs(logits).max()))
-        same = actual.argmax(axis=1) == logits.argmax(axis=1)
-        agree += int(same.sum())
-        total += same.size
-    agreement = agree / max(total, 1)
-    if output_kind == "mask":
-        return ParityResult(against, tuple(shapes), None, None, None, agreement, agreement >= min_agreement)
-    if resized:  # the inputs differ by OpenCV's rounding: only the classes are comparable
-        return ParityResult(against, tuple(shapes), max_diff, max_ref, None, agreement, agreement >= min_agreement)
-    tolerance = atol + rtol * max_ref
-    return ParityResult(against, tuple(shapes), max_diff, max_ref, tolerance, agreement,
-                        max_diff <= tolerance and agreement >= min_agreement)
+        else:
+            tally.logits(actual, logits)
+    # a mask has no logits; resized frames differ by OpenCV's rounding: only the classes compare
+    return tally.result(against, shapes, None if output_kind == "mask" or resized else atol, rtol, min_agreement)
