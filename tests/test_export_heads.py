@@ -157,6 +157,8 @@ def test_fused_resize_needs_fused_preprocessing_and_stretch():
         ExportConfig(fuse_resize=True)
     with pytest.raises(ExportError, match="frame sizes apply to a fused resize"):
         ExportConfig(frame_size=(480, 640))
+    with pytest.raises(ExportError, match="the network has one size"):
+        ExportConfig(fuse_preprocess=True, fuse_resize=True, min_size=(64, 64))
     with pytest.raises(ExportError, match="outside frame_min_size"):
         ExportConfig(fuse_preprocess=True, fuse_resize=True, frame_size=(100, 100), frame_min_size=(120, 160))
     with pytest.raises(MetaError, match="letterbox|stretches"):

@@ -94,7 +94,8 @@ def _export(spec: TinySpec, out: Path) -> Path:
 
     config = ExportConfig(
         input_size=spec.input_size, dynamic_batch=spec.dynamic, dynamic_shape=spec.dynamic,
-        min_size=spec.min_size if spec.dynamic else None, max_size=spec.max_size if spec.dynamic else None,
+        min_size=spec.min_size if spec.dynamic and not spec.fuse_resize else None,
+        max_size=spec.max_size if spec.dynamic and not spec.fuse_resize else None,
         max_batch=spec.max_batch if spec.dynamic else 1, fuse_preprocess=spec.fused, output=spec.output_kind,
         mask_dtype=spec.mask_dtype, argmax=spec.argmax, fuse_resize=spec.fuse_resize, seed=spec.seed,
     )

@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import ExportError, UsageError
+from fcn_edge.export.heads import ARGMAX_METHODS, MASK_DTYPES, OUTPUTS
 
 Size = Tuple[int, int]
 
@@ -18,9 +19,6 @@ Size = Tuple[int, int]
 DEFAULT_OPSET = 17
 MAX_TRT85_OPSET = 17
 EXPORTERS = ("legacy", "dynamo")
-OUTPUTS = ("logits", "mask")
-MASK_DTYPES = ("uint8", "int32")
-ARGMAX_METHODS = ("topk", "reduce")
 # A fused resize's frame range when none is given: a VGA camera's frames at "opt", from
 # QQVGA to 4K UHD.
 DEFAULT_FRAME_SIZE = (480, 640)
@@ -92,6 +90,9 @@ class ExportConfig:
         frames = (self.frame_min_size, self.frame_size, self.frame_max_size)
         if not self.fuse_resize and any(f is not None for f in frames):
             problems.append("frame sizes apply to a fused resize (--fuse-resize) only")
+        if self.fuse_resize and (self.min_size or self.max_size):
+            problems.append("with a fused resize the network has one size (input_size): give the frames' range "
+                            "(--min-frame-size/--max-frame-size) instead of --min-size/--max-size")
         if any(f is not None and (len(f) != 2 or min(f) < 1) for f in frames):
             problems.append(f"frame sizes {frames} are not positive (height, width)")
         elif self.fuse_resize and not problems:

@@ -254,8 +254,9 @@ def _fit_config(config: ExportConfig, facts: ForeignFacts, meta: Optional[ModelM
     the file's ModelMeta, if any, fills in what was not asked (the size range, the max batch)."""
     changes: Dict[str, object] = {"input_size": facts.input_size}
     if meta is not None:
-        changes.update(min_size=config.min_size or meta.min_size, max_size=config.max_size or meta.max_size,
-                       max_batch=meta.max_batch if config.max_batch == 1 else config.max_batch)
+        if not config.fuse_resize:
+            changes.update(min_size=config.min_size or meta.min_size, max_size=config.max_size or meta.max_size)
+        changes.update(max_batch=meta.max_batch if config.max_batch == 1 else config.max_batch)
     if facts.fixed_batch is not None and config.dynamic_batch:
         changes.update(dynamic_batch=False, max_batch=facts.fixed_batch)
         notes.append(f"the graph fixes the batch at {facts.fixed_batch}: kept fixed")

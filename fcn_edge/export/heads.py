@@ -37,6 +37,8 @@ from fcn_edge.errors import ExportError
 from fcn_edge.optional import require
 
 Size = Tuple[int, int]
+OUTPUTS = ("logits", "mask")
+MASK_DTYPES = ("uint8", "int32")
 ARGMAX_METHODS = ("topk", "reduce")
 NETWORK_INPUT_LAYOUTS = ("NCHW", "NHWC")
 # NLC: (N, H*W, C), the Reshape + softmax head of the Keras FCNs and of many TF exports
@@ -74,10 +76,6 @@ class NetworkIO:
         if problems:
             raise ExportError("invalid network description: " + "; ".join(problems))
 
-    @property
-    def class_axis(self) -> int:
-        return 1 if self.output_layout == "NCHW" else 3
-
 
 @dataclass(frozen=True)
 class Heads:
@@ -101,10 +99,10 @@ class Heads:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.output not in ("logits", "mask"):
-            problems.append(f"output {self.output!r} is not logits or mask")
-        if self.mask_dtype not in ("uint8", "int32"):
-            problems.append(f"mask dtype {self.mask_dtype!r} is not uint8 or int32")
+        if self.output not in OUTPUTS:
+            problems.append(f"output {self.output!r} is not one of {OUTPUTS}")
+        if self.mask_dtype not in MASK_DTYPES:
+            problems.append(f"mask dtype {self.mask_dtype!r} is not one of {MASK_DTYPES}")
         if self.argmax not in ARGMAX_METHODS:
             problems.append(f"argmax {self.argmax!r} is not one of {ARGMAX_METHODS}")
         if self.resize_to is not None and not self.fuse_preprocess:
@@ -195,7 +193,9 @@ class _Ops:
 
     def resize(self, x, sizes, mode: str):
         """Resize to ``sizes`` with pixel centres aligned (half_pixel): bilinear as OpenCV's
-        INTER_LINEAR; nearest with round-half-up, which is OpenCV's INTER_NEAREST_EXACT."""
+        INTER_LINEAR (which rounds to uint8 on the host); nearest rounding half up, PyTorch's
+        nearest-exact (OpenCV's INTER_NEAREST_EXACT breaks exact ties down, from its 16.16
+        fixed point: about 1 row or column in 15 at 256 -> 480)."""
         if self.opset >= 13:
             roi = scales = self.gs.Variable.empty()
         else:  # opset 11/12: roi and scales are required inputs; empty tensors mean "unused"
@@ -220,7 +220,7 @@ def _network_dtype(tensor) -> np.dtype:
     return dtype
 
 
-def _channel_constants(mean, std, order: str, axis: int, dtype=np.float32):
+def _channel_constants(mean, std, order: str, axis: int):
     """(scale, offset) per channel, float32 as numpy computes them on the host, shaped to
     broadcast along ``axis`` of a rank-4 tensor, in the network's channel order."""
     mean32 = np.asarray(mean, np.float32)
@@ -231,7 +231,7 @@ def _channel_constants(mean, std, order: str, axis: int, dtype=np.float32):
         scale, offset = scale[::-1], offset[::-1]
     shape = [1, 1, 1, 1]
     shape[axis] = 3
-    return scale.reshape(shape).astype(dtype), offset.reshape(shape).astype(dtype)
+    return scale.reshape(shape), offset.reshape(shape)
 
 
 def channel_ramp(num_classes: int, axis: int, rank: int, dtype) -> np.ndarray:
@@ -367,13 +367,8 @@ def _frame_dims(heads: Heads, network: NetworkIO, net_in) -> List[Any]:
 
 
 def _output_dims(heads: Heads, network: NetworkIO, scores, frame_dims: List[Any]) -> List[Any]:
-    dims = _dims_of(scores)
-    if network.output_layout == "NCHW":
-        n, _, h, w = (dims + [None] * 4)[:4]
-    elif network.output_layout == "NHWC":
-        n, h, w, _ = (dims + [None] * 4)[:4]
-    else:
-        n, h, w = dims[0], None, None
+    dims = (_dims_of(scores) + [None] * 4)[:4]
+    h, w = {"NCHW": dims[2:4], "NHWC": dims[1:3]}.get(network.output_layout, (None, None))
     n = frame_dims[0]  # the batch is the input's
     if heads.output == "logits":
         return [n, heads.num_classes, h, w]

@@ -20,6 +20,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from fcn_edge.artifacts import INPUT_NAME, ModelMeta
+from fcn_edge.errors import ExportError
 from fcn_edge.export.config import ExportConfig, ParityResult
 from fcn_edge.optional import require
 
@@ -105,7 +106,11 @@ def ort_session(model, workdir: Optional[Path] = None):
 
 
 def _run(session, x: np.ndarray) -> np.ndarray:
-    return session.run(None, {INPUT_NAME: x})[0]
+    try:
+        return session.run(None, {INPUT_NAME: x})[0]
+    except Exception as exc:  # ORT's own error types; e.g. a network that runs only at some sizes
+        raise ExportError(f"ONNX Runtime failed on an input of shape {x.shape}: {exc}; a model that runs only at "
+                          "some sizes needs --min-size/--max-size it supports, or --fixed-shape") from exc
 
 
 class _Tally:
