@@ -172,3 +172,18 @@ def test_several_outputs_need_output_name(tmp_path, capsys):
     assert "name the one with the class scores with --output-name" in capsys.readouterr().err
     assert main(["export", str(source), "--input-size", SIZE, "--output-name", "out", "-o", str(tmp_path / "x.onnx")]) == 0
     assert [o.name for o in onnx.load(str(tmp_path / "x.onnx")).graph.output] == ["logits"]
+
+
+def test_foreign_export_needs_no_torch(tmp_path):
+    """A foreign ONNX becomes deployable on a machine without torch (a Jetson): the graph path
+    needs onnx, onnx-graphsurgeon and ONNX Runtime only."""
+    from test_runtime_no_torch import CLI_WITHOUT_TORCH, _run
+
+    source = make_foreign_onnx(tmp_path / "f.onnx", "NHWC", "BGR", "NLC")
+    out = tmp_path / "deploy.onnx"
+    proc = _run(CLI_WITHOUT_TORCH, "export", str(source), "--classes", "5", "--preprocessing", "caffe",
+                "--input-size", SIZE, "--fuse-preprocess", "--fuse-resize", "--output-kind", "mask",
+                "--argmax", "reduce", "-o", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "heads   fused preprocessing, resize to 32x48, uint8 mask (reduce argmax" in proc.stdout
+    assert read_onnx_meta(out).fused_resize
