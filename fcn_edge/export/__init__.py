@@ -17,7 +17,8 @@ from typing import Any
 _EXPORTS = {
     "DEFAULT_OPSET": "config", "ExportConfig": "config", "ExportReport": "config", "ParityResult": "config",
     "export_architecture": "exporter", "export_checkpoint": "exporter", "export_model": "exporter",
-    "exported_meta": "exporter", "export_onnx": "sources", "export_foreign_onnx": "foreign",
+    "exported_meta": "exporter", "export_keras": "exporter", "export_onnx": "sources",
+    "export_foreign_onnx": "foreign",
     "Heads": "heads", "NetworkIO": "heads", "graft_heads": "heads",
     "meta_graph_problems": "graph_meta_check",
 }
