@@ -44,6 +44,11 @@ HINTS = {
         "JetPack's OpenCV (sudo apt install python3-opencv / nvidia-opencv); do not pip-install over it",
     ),
     "matplotlib": InstallHint("pip install 'fcn-edge[plot]'  (or: pip install matplotlib)"),
+    "tritonclient": InstallHint("pip install 'tritonclient[grpc,http]'  (or: pip install 'fcn-edge[triton]')"),
+    "pytriton": InstallHint(
+        "pip install nvidia-pytriton  (or: pip install 'fcn-edge[serve]'), in a venv made from a Python with a "
+        "shared libpython, e.g. /usr/bin/python3 -m venv ~/triton-venv"
+    ),
 }
 
 
