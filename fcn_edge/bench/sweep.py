@@ -53,6 +53,7 @@ class VariantResult:
     accuracy: Optional[Accuracy] = None
     trtexec: Optional[TrtexecSummary] = None
     notes: Tuple[str, ...] = field(default_factory=tuple)
+    server: Dict[int, Any] = field(default_factory=dict)  # batch -> ServerStats of a triton:// model
 
     @property
     def label(self) -> str:
@@ -87,6 +88,7 @@ class VariantResult:
             "accuracy": self.accuracy.as_dict() if self.accuracy else None,
             "trtexec": None,
             "notes": list(self.notes),
+            "server": {str(b): stats.as_dict() for b, stats in self.server.items()} or None,
         }
         if self.trtexec is not None:
             out["trtexec"] = {**self.trtexec.as_dict(),
@@ -136,7 +138,7 @@ def _load(variant: Variant):
     from fcn_edge.runtime import load_segmenter
 
     kwargs: Dict[str, Any] = {"input_size": variant.input_size}
-    if variant.model.suffix.lower() == ".onnx" and variant.backend in ("auto", "onnxruntime", "ort"):
+    if Path(variant.model).suffix.lower() == ".onnx" and variant.backend in ("auto", "onnxruntime", "ort"):
         kwargs["providers"] = list(variant.providers) if variant.providers else None
     if variant.threads:
         kwargs["threads"] = variant.threads
@@ -155,13 +157,20 @@ def benchmark_variant(
     """Load ``variant``, time it at batch 1 and ``batch``, score and compare it as asked."""
     segmenter = _load(variant)
     try:
-        runs = [run_benchmark(segmenter, b, config) for b in batches_to_run(batch)]
-        return _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable)
+        # a Triton server's own counters around each timed batch size: its queue and compute times
+        statistics = getattr(segmenter.backend, "statistics", None)
+        runs, server = [], {}
+        for b in batches_to_run(batch):
+            before = statistics() if statistics else None
+            runs.append(run_benchmark(segmenter, b, config))
+            if statistics:
+                server[b] = statistics().since(before)
+        return _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable, server)
     finally:
         segmenter.close()
 
 
-def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable) -> VariantResult:
+def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable, server=None) -> VariantResult:
     """Score and compare a timed variant, and gather its result."""
     meta = segmenter.meta
     notes: List[str] = []
@@ -199,6 +208,7 @@ def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtex
         accuracy=accuracy,
         trtexec=summary,
         notes=tuple(notes),
+        server=dict(server or {}),
     )
 
 
