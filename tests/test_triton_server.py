@@ -6,6 +6,7 @@ finalised, and SIGTERM stops the server cleanly. Needs the serving venv (tests/t
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.request
 
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tiny_models import make_tiny_onnx, sample_frame
+from tiny_models import make_dataset, make_tiny_onnx, sample_frame
 from triton_harness import start_server, triton_python, wait_until
 from video_fixtures import write_clip
 
@@ -124,6 +125,28 @@ def test_multistream_run_sends_concurrent_requests(server, tmp_path):
     for i in range(3):
         capture = cv2.VideoCapture(str(tmp_path / "out" / f"cam{i}.avi"))
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+
+
+def test_segment_evaluate_and_benchmark_take_a_triton_model(server, tmp_path, capsys):
+    from fcn_edge.cli.main import main
+
+    image = tmp_path / "street.png"
+    cv2.imwrite(str(image), sample_frame(60, 80))
+    assert main(["segment", str(image), "-o", str(tmp_path / "seg"), "--model", server.url, "--save-mask"]) == 0
+    assert (tmp_path / "seg" / "street.mask.png").is_file()
+    data = make_dataset(tmp_path / "data", 3)
+    assert main(["evaluate", server.url, "--data", str(data), "--quiet"]) == 0
+    assert "3 evaluated" in capsys.readouterr().out
+    report = tmp_path / "bench.json"
+    assert main(["benchmark", server.url, "--iterations", "5", "--warmup", "1", "--batch", "2",
+                 "--json", str(report)]) == 0
+    assert "server at batch 2 (Triton statistics" in capsys.readouterr().out
+    (variant,) = json.loads(report.read_text())["variants"]
+    assert variant["backend"] == "triton"
+    # 1 warm-up + 5 timed calls per batch size, one request each: batch 2 is 12 frames in 6 executions
+    assert (variant["server"]["1"]["inference_count"], variant["server"]["1"]["execution_count"]) == (6, 6)
+    assert (variant["server"]["2"]["inference_count"], variant["server"]["2"]["execution_count"]) == (12, 6)
+    assert variant["server"]["2"]["compute_ms"] > 0
 
 
 def test_server_killed_mid_run_is_retried_then_fails_clearly_and_the_video_is_finalised(server, tmp_path, caplog):
