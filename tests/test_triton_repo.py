@@ -5,6 +5,7 @@ tests/test_triton_server.py runs a real one)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -238,3 +239,42 @@ def test_no_server_is_retried_then_a_clear_error(caplog):
     with pytest.raises(ServerUnavailableError, match=r"127\.0\.0\.1:9 \(grpc\) after 2 tries.*fcn-edge serve"):
         load_segmenter("triton://127.0.0.1:9/m?retries=1")
     assert "retry 1 of 1" in caplog.text
+
+
+# -- fcn-edge serve's checks of the interpreter (the server itself: tests/test_triton_server.py) --
+def test_serve_explains_an_interpreter_without_a_shared_libpython(monkeypatch):
+    import sysconfig
+
+    from fcn_edge.serve.server import ServeError, shared_libpython
+
+    real = sysconfig.get_config_var
+    monkeypatch.setattr(sysconfig, "get_config_var", lambda name: 0 if name == "Py_ENABLE_SHARED" else real(name))
+    with pytest.raises(ServeError, match=r"without a shared libpython.*/usr/bin/python3 -m venv"):
+        shared_libpython()
+
+
+def test_serve_puts_a_non_system_libpython_first_on_the_library_path(monkeypatch, tmp_path):
+    import sysconfig
+
+    from fcn_edge.serve.server import prepare_interpreter
+
+    (tmp_path / "libpython3.x.so.1.0").write_bytes(b"")
+    values = {"Py_ENABLE_SHARED": 1, "LIBDIR": str(tmp_path), "INSTSONAME": "libpython3.x.so.1.0"}
+    monkeypatch.setattr(sysconfig, "get_config_var", values.get)
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/other")
+    assert prepare_interpreter() == tmp_path / "libpython3.x.so.1.0"
+    assert os.environ["LD_LIBRARY_PATH"] == f"{tmp_path}{os.pathsep}/opt/other"
+    values["LIBDIR"] = "/usr/lib/x86_64-linux-gnu"  # a system folder is searched anyway: left alone
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/other")
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    prepare_interpreter()
+    assert os.environ["LD_LIBRARY_PATH"] == "/opt/other"
+
+
+def test_serve_without_pytriton_says_what_to_install(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("pytriton") is not None:
+        pytest.skip("nvidia-pytriton is installed in this interpreter")
+    assert main(["serve", "--grpc-port", "1"]) == 2
+    assert "pip install nvidia-pytriton" in capsys.readouterr().err

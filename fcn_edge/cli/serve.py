@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from fcn_edge.cli.args import (
-    add_backend_options, add_input_size, add_model_argument, add_serving_options, load_options, model_or_default,
+    add_backend_options, add_model_argument, add_serving_options, load_options, model_or_default,
     non_negative_int, serving_options,
 )
 
@@ -44,8 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     net.add_argument("--grpc-port", type=_port, default=8001, metavar="PORT", help="gRPC (default 8001)")
     net.add_argument("--metrics-port", type=_port, default=8002, metavar="PORT", help="Prometheus metrics (default 8002)")
     add_serving_options(p, repository=False)
-    add_input_size(p, "the input size the model is loaded at, for a dynamic-shape model (default: the model's)")
     add_backend_options(p)
+    p.set_defaults(input_size=None)  # the server runs whatever sizes the clients send, within the model's range
     return p
 
 

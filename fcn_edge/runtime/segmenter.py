@@ -2,8 +2,8 @@
 
 ``load_segmenter`` picks the backend from the artifact: a TensorRT ``.engine`` (with its
 ``.engine.json`` sidecar), an ``.onnx`` through ONNX Runtime, a ``.pt`` checkpoint through
-PyTorch (the reference), or a ``triton://`` URI through a Triton server; without a path it loads the shipped default model's fused ONNX,
-which needs no torch. ModelMeta comes from the sidecar, the ONNX metadata or the
+PyTorch (the reference), or a ``triton://`` URI through a Triton server; without a path it
+loads the shipped default model's fused ONNX, which needs no torch. ModelMeta comes from the sidecar, the ONNX metadata or the
 checkpoint, so nobody passes class lists or normalisation constants.
 """
 
@@ -185,7 +185,8 @@ def load_segmenter(
     ``backend``: auto (by file type) | tensorrt | onnxruntime | torch. ``providers``
     (ONNX Runtime only) e.g. ``["cuda"]``; default: the device providers this onnxruntime
     has, then CPU. ``cuda_graph`` (TensorRT only) captures the copies and the engine in a
-    CUDA graph, for fixed-shape engines. ``threads`` sets CPU threads (ORT, torch).
+    CUDA graph, for fixed-shape engines. ``threads`` sets CPU threads (ORT, torch). A
+    ``triton://`` model runs where it is served: ``threads`` and ``device`` do not apply.
     """
     if is_triton_uri(path):
         if backend not in ("auto", "triton") or providers is not None or cuda_graph:

@@ -132,8 +132,8 @@ class ModelServer:
     def start(self) -> "ModelServer":
         if is_triton_uri(self.model_path):
             raise ServeError(f"{self.model_path} is served already; fcn-edge serve serves model files")
-        prepare_interpreter()
         pytriton = require("pytriton.triton", "fcn-edge serve")
+        prepare_interpreter()
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
         if not self.config.verbose:
