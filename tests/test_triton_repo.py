@@ -74,7 +74,7 @@ def test_fused_onnx_config_parses_and_its_tensors_are_the_models(models, tmp_pat
     dims_match(inp.dims, graph_in.shape, batched=True)
     dims_match(out.dims, graph_out.shape, batched=True)
     assert list(inp.dims) == [-1, -1, 3] and list(out.dims) == [-1, -1]
-    assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
+    assert list(config.dynamic_batching.preferred_batch_size) == [4]
     assert config.dynamic_batching.max_queue_delay_microseconds == 250
     assert json.loads(config.parameters[META_PARAMETER].string_value) == meta.to_dict()
 
@@ -122,6 +122,7 @@ def test_tensorrt_accelerator_for_onnx_on_gpu_servers(models):
 @pytest.mark.parametrize("options, error, message", [
     (ServingOptions(max_batch=8), MetaError, "more than the model takes"),
     (ServingOptions(preferred_batch=(2, 8)), UsageError, "exceed max batch 4"),
+    (ServingOptions(max_batch=0), UsageError, "turn batching off"),
     (ServingOptions(accelerator="tensorrt", instance_kind="cpu"), UsageError, "GPU instances"),
 ])
 def test_what_triton_would_refuse_is_never_written(models, tmp_path, options, error, message):
@@ -164,12 +165,12 @@ def test_existing_models_are_kept_unless_forced(models, tmp_path):
 
 def test_cli_writes_the_repository_and_says_how_to_serve_it(models, tmp_path, capsys):
     assert main(["triton-repo", str(models["fused"]), str(models["engine"]), "-o", str(tmp_path / "repo"),
-                 "--name", "a,b", "--preferred-batch", "4", "--show-config"]) == 0
+                 "--name", "a,b", "--preferred-batch", "2,4", "--show-config"]) == 0
     out, err = capsys.readouterr()
     assert 'platform: "onnxruntime_onnx"' in out and 'platform: "tensorrt_plan"' in out
     assert "tritonserver --model-repository=" in err and "triton://SERVER:8001/a" in err
     for name in ("a", "b"):
-        assert list(read_config(tmp_path / "repo" / name / "config.pbtxt").dynamic_batching.preferred_batch_size) == [4]
+        assert list(read_config(tmp_path / "repo" / name / "config.pbtxt").dynamic_batching.preferred_batch_size) == [2, 4]
     assert main(["triton-repo", str(models["fused"]), "-o", str(tmp_path / "repo"), "--name", "a,b"]) == 2
     assert "1 model(s)" in capsys.readouterr().err
 

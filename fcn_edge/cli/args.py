@@ -234,7 +234,7 @@ def add_serving_options(p: argparse.ArgumentParser, repository: bool) -> None:
                        help="Triton's max_batch_size (default: the engine profile's max batch, or the model's)")
     group.add_argument("--preferred-batch", type=positive_int_list, metavar="LIST",
                        help="batch sizes the dynamic batcher completes a batch at, e.g. 2,4 "
-                       "(default: powers of two up to the max batch, and the max)")
+                       "(default: the max batch, and an engine profile's opt batch)")
     group.add_argument("--queue-delay-us", type=non_negative_int, default=500, metavar="US",
                        help="how long the dynamic batcher waits for more requests, in microseconds (default 500)")
     group.add_argument("--instances", type=positive_int, default=1, metavar="N",

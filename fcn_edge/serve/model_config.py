@@ -68,8 +68,8 @@ class ServingOptions:
     """What the user chooses about serving; None means: from the model.
 
     ``max_batch`` caps Triton's ``max_batch_size`` (never above what the model takes);
-    ``preferred_batch`` the dynamic batcher's preferred sizes (default: the powers of two up
-    to the max, and the max); ``queue_delay_us`` how long the batcher waits for more
+    ``preferred_batch`` the dynamic batcher's preferred sizes (default: the max, and the
+    engine profile's opt batch); ``queue_delay_us`` how long the batcher waits for more
     requests; ``instances`` model copies per device; ``instance_kind`` auto|gpu|cpu (an
     engine is always gpu); ``accelerator`` 'tensorrt' adds ONNX Runtime's TensorRT provider
     for GPU instances of an ONNX model.
@@ -132,16 +132,16 @@ class TritonModelConfig:
 
 
 def preferred_sizes(max_batch_size: int, opt_batch: int = 1) -> Tuple[int, ...]:
-    """Powers of two from 2 up to the max, the profile's opt batch, and the max itself:
-    sizes the batcher completes a batch at instead of waiting out the queue delay."""
+    """The max batch, and the engine profile's opt batch when it is larger than 1.
+
+    Triton's batcher sends a batch as soon as the requests waiting make a preferred size, so
+    small preferred sizes cut batches short: with [2, 4], four cameras in step were served
+    as two batches of 2 every time (tools/bench_triton.py). With [4] the batcher waits up to
+    the queue delay for all four, then sends what it has."""
     if max_batch_size < 2:
         return ()
     sizes = {max_batch_size}
-    size = 2
-    while size < max_batch_size:
-        sizes.add(size)
-        size *= 2
-    if 1 < opt_batch <= max_batch_size:
+    if 1 < opt_batch < max_batch_size:
         sizes.add(opt_batch)
     return tuple(sorted(sizes))
 
