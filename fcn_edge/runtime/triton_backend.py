@@ -237,7 +237,8 @@ class _SharedMemory:
 
 
 class TritonBackend(Backend):
-    """Runs the network of a Triton-served model; one client per backend, one thread at a time."""
+    """Runs the network of a Triton-served model, for one thread at a time (as every backend);
+    a thread that takes over gets its own HTTP client (gevent's work on their own thread only)."""
 
     name = "triton"
     timing_clock = "perf_counter"  # the request's round trip, measured here
