@@ -4,7 +4,10 @@ MODEL is an .engine, .onnx or .pt (default: the built-in model's ONNX). Clients 
 it as ``--model triton://HOST:8001/NAME``: Triton batches the requests of all clients
 (dynamic batching), and the model's config carries its ModelMeta, as a repository written by
 ``fcn-edge triton-repo`` does. Health: http://HOST:8000/v2/health/ready; Prometheus metrics:
-http://HOST:8002/metrics. Ctrl-C or SIGTERM stops the server cleanly.
+http://HOST:8002/metrics; statistics: http://HOST:8000/v2/models/NAME/stats. Ctrl-C or
+SIGTERM stops the server cleanly. Clients on this machine pass tensors through system shared
+memory when the server listens on loopback only (--host 127.0.0.1); PyTriton keeps that API,
+model loading, tracing and logging behind its access token otherwise.
 
 PyTriton's Python backend needs an interpreter with a shared libpython: run this from a venv
 made with Debian's /usr/bin/python3 (not a pyenv build without --enable-shared):
