@@ -64,7 +64,7 @@ def test_headless_without_output_discards(assets, capsys):
     (["{clip}", "-o", "out.wav"], "cannot tell what to write from the extension '.wav'"),
     (["{clip}", "-o", "null", "--ignore-class", "tree"], "'tree' is not a class of this model"),
     (["{clip}", "-o", "a.mp4", "-o", "b.mp4"], "one output per input: 2 given"),
-    (["{clip}", "{clip}"], "one input per run for now, 2 given"),
+    (["{clip}", "{clip}", "-o", "one.avi"], "2 inputs and one output 'one.avi'"),
     ([], "no input: give a file"),
     (["{clip}", "-o", "null", "--filter-mode", "linear", "--model", "{fused}"], "filter_mode='linear' has no scores"),
 ])
@@ -118,7 +118,7 @@ def test_smoothing_asks_the_meta_whether_the_model_gives_scores(assets, model, c
 def test_video_job_refuses_contradictions_before_opening_anything(assets):
     with pytest.raises(VideoError, match="headless and the output display:// contradict"):
         VideoJob([str(assets["clip"])], ["display://0"], VideoRunConfig(headless=True))
-    with pytest.raises(UsageError, match="one input per run"):
+    with pytest.raises(UsageError, match="a VideoJob runs one input.*MultiStreamJob"):
         VideoJob(["a.mp4", "b.mp4"])
 
 

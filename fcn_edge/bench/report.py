@@ -68,6 +68,10 @@ def format_variant(variant: VariantResult) -> str:
         acc = variant.accuracy
         lines.append(f"accuracy: mean IU {acc.mean_iu * 100:.2f}%, pixel accuracy "
                      f"{acc.pixel_accuracy * 100:.2f}% on {acc.images} images of {acc.dataset}")
+    for batch, stats in variant.server.items():
+        run = variant.run_at(batch)
+        lines.append(f"server at batch {batch} (Triton statistics, warm-up included): {stats.describe()}; "
+                     f"client end-to-end mean {run.end_to_end.mean:.2f} ms per call")
     if variant.trtexec:
         t = variant.trtexec
         ours = variant.latency_run.end_to_end.mean

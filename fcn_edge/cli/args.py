@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from fcn_edge.artifacts.shapes import parse_hw
 from fcn_edge.errors import UsageError
@@ -132,7 +132,8 @@ def add_model_argument(p: argparse.ArgumentParser, help: str, optional: bool = F
 
 def add_model_option(p: argparse.ArgumentParser) -> None:
     """``--model`` of the commands whose positionals are inputs (segment, run), as segnet's."""
-    p.add_argument("--model", metavar="MODEL", help=".engine, .onnx or .pt (default: the built-in default model)")
+    p.add_argument("--model", metavar="MODEL", help=".engine, .onnx, .pt or triton://HOST:PORT/NAME "
+                   "(default: the built-in default model)")
 
 
 def add_out(p: argparse.ArgumentParser, help: str, required: bool = False, repeatable: bool = False,
@@ -238,6 +239,48 @@ def add_quiet(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def positive_int_list(text: str) -> List[int]:
+    """'2,4,8' -> [2, 4, 8]."""
+    return [positive_int(item) for item in comma_items(text)]
+
+
+def add_serving_options(p: argparse.ArgumentParser, repository: bool) -> None:
+    """Triton's batching and instances, as triton-repo writes them and serve runs them."""
+    group = p.add_argument_group("Triton batching and instances")
+    group.add_argument("--max-batch", type=non_negative_int, metavar="N",
+                       help="Triton's max_batch_size (default: the engine profile's max batch, or the model's)")
+    group.add_argument("--preferred-batch", type=positive_int_list, metavar="LIST",
+                       help="batch sizes the dynamic batcher completes a batch at, e.g. 2,4 "
+                       "(default: the max batch, and an engine profile's opt batch)")
+    group.add_argument("--queue-delay-us", type=non_negative_int, default=500, metavar="US",
+                       help="how long the dynamic batcher waits for more requests, in microseconds (default 500)")
+    group.add_argument("--instances", type=positive_int, default=1, metavar="N",
+                       help="model instances (copies) that run requests in parallel (default 1)")
+    if repository:
+        group.add_argument("--instance-kind", choices=("auto", "gpu", "cpu"), default="auto",
+                           help="where instances run (default auto: GPU where the server has one; an engine is always gpu)")
+        group.add_argument("--gpus", type=lambda t: [non_negative_int(i) for i in comma_items(t)], metavar="LIST",
+                           help="GPU indices for the instances, e.g. 0,1 (default: every GPU)")
+        group.add_argument("--accelerator", choices=("none", "tensorrt"), default="none",
+                           help="ONNX models: run GPU instances through ONNX Runtime's TensorRT provider at the "
+                           "model's own precision (default none: CUDA)")
+
+
+def serving_options(args: argparse.Namespace):
+    """The flags of :func:`add_serving_options` as :class:`fcn_edge.serve.ServingOptions`."""
+    from fcn_edge.serve.model_config import ServingOptions
+
+    return ServingOptions(
+        max_batch=args.max_batch,
+        preferred_batch=tuple(args.preferred_batch) if args.preferred_batch else None,
+        queue_delay_us=args.queue_delay_us,
+        instances=args.instances,
+        instance_kind=getattr(args, "instance_kind", "auto"),
+        gpus=tuple(getattr(args, "gpus", None) or ()),
+        accelerator=getattr(args, "accelerator", "none"),
+    )
+
+
 # -- resolution shared by the handlers -------------------------------------------------------
 def default_model() -> Path:
     """The shipped default model, for commands run without a model: its fused ONNX where
@@ -251,7 +294,12 @@ def default_model() -> Path:
     raise UsageError("no model given and fcn_edge.weights offers no default model; name one")
 
 
-def model_or_default(value: Optional[str]) -> Path:
+def model_or_default(value: Optional[str]) -> Union[Path, str]:
+    """The model a user named (a file, or a ``triton://`` URI kept as text), else the default."""
+    from fcn_edge.runtime.triton_uri import is_triton_uri
+
+    if value and is_triton_uri(value):
+        return value
     return Path(value) if value else default_model()
 
 

@@ -1,9 +1,14 @@
-"""``fcn-edge run INPUT [-o OUTPUT]``: segment a video stream, as jetson-inference's segnet does.
+"""``fcn-edge run INPUT... [-o OUTPUT...]``: segment video streams, as jetson-inference's segnet does.
 
 INPUT and OUTPUT are URIs (see fcn_edge.video.uri): files, image folders, /dev/videoN,
 csi://0, rtsp://..., a GStreamer pipeline; OUTPUT a video file, an image folder,
 display://0, rtsp://..., or null. Without -o the result is shown in a window when a
 display exists; with --headless or no display it is discarded (a benchmark run).
+
+Several INPUTs run together with one model: give one -o per input, or one template such as
+-o out/{name}.mp4 ({index}: 0, 1, ...; {name}: the source's file stem). A local model
+segments the newest frames of all streams in one batched call; a triton:// model gets
+concurrent requests, which the server batches. A stream that fails ends alone.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video file, image folder, /dev/video0, v4l2:///dev/video0, 0, csi://0, rtsp://..., http://..., or a GStreamer pipeline")
     add_out(p, "out.mp4/.avi/.mkv/.mov, an image folder or out/%%05d.png, display://0, rtsp://server/path, "
-            "rtp://host:port, or null (default: a window if there is a display)", repeatable=True, metavar="OUTPUT")
+            "rtp://host:port, or null (default: a window if there is a display); one per INPUT, or one "
+            "template with {index} or {name} for several", repeatable=True, metavar="OUTPUT")
     add_model_option(p)
     add_input_size(p, "network input size for a dynamic-shape model (default: the model's)")
     add_backend_options(p)
@@ -89,6 +95,8 @@ def run(args) -> int:
         headless=args.headless,
         output_fps=args.output_fps,
     )
+    if len(args.inputs) > 1:
+        return _run_streams(args, config)
     with VideoJob(args.inputs, args.out or (), config) as job:
         print(f"model: {job.segmenter.description}", file=sys.stderr)
         print(job.route, file=sys.stderr)
@@ -102,3 +110,18 @@ def run(args) -> int:
         print(f"fcn-edge run: {summary.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_streams(args, config) -> int:
+    """Several inputs: one model for all (local: one batched engine call; triton://: concurrent
+    requests), one output each; exit status 1 when any stream ended on an error."""
+    from fcn_edge.video.multistream import MultiStreamJob
+
+    with MultiStreamJob(args.inputs, args.out or (), config) as job:
+        print(f"model: {job.description}", file=sys.stderr)
+        for route in job.routes:
+            print(route, file=sys.stderr)
+        summary = job.run()
+    print(summary.format(), file=sys.stderr)
+    write_json_report(args.json, summary.to_dict())
+    return 1 if summary.failed else 0

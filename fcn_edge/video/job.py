@@ -75,7 +75,8 @@ class VideoJob:
         if not inputs:
             raise UsageError("no input: give a file, folder, camera, URL or pipeline")
         if len(inputs) > 1:
-            raise UsageError(f"one input per run for now, {len(inputs)} given")
+            raise UsageError(f"a VideoJob runs one input, {len(inputs)} given: several streams run in "
+                             "fcn_edge.video.multistream (MultiStreamJob, run_streams)")
         self.config = config
         self.source_spec: SourceSpec = parse_source(inputs[0])  # typos fail before anything opens
         self.sink_spec: SinkSpec = parse_sink(output_uri(list(outputs), config.headless))
