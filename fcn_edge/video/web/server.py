@@ -1,0 +1,430 @@
+"""The page's HTTP server: the stdlib's ThreadingHTTPServer, one thread per connection.
+
+Routes (every one behind the token when there is one, see :mod:`.auth`)::
+
+    GET  /  /app.js  /style.css        the page (package data, served by name only)
+    GET  /api/streams                  the streams: names, models, classes and colours
+    GET  /api/stats                    one statistics snapshot of every stream (JSON)
+    GET  /events                       the same, pushed as Server-Sent Events ("stats")
+    GET  /stream/NAME.mjpg             the stream as MJPEG (multipart/x-mixed-replace)
+    GET  /frame/NAME.jpg[?after=N]     one JPEG newer than encode number N
+    POST /api/control/NAME             a JSON control (see :mod:`.control`)
+
+MJPEG is the stream every browser shows in an ``<img>`` without a plug-in, needs no
+codec on the device beyond the JPEG encoder OpenCV has, and adds no buffering: each part
+is shown as soon as it arrives (the boundary is written right after each JPEG, so the
+browser does not wait for the next frame to know this one is complete). WebRTC would
+cost less bandwidth but needs an H.264 encoder, a signalling exchange and STUN on the
+device for the same single-hop use.
+
+Nothing here reads a file named by a request: the page's three assets are read from the
+package once, at start, and looked up by exact path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import socketserver
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from urllib.parse import parse_qs, urlsplit
+
+from fcn_edge.artifacts import ModelMeta
+from fcn_edge.errors import FcnEdgeError, MetaError, UsageError, VideoError
+from fcn_edge.video.live import LiveControls
+from fcn_edge.video.web.auth import RequestGate
+from fcn_edge.video.web.broadcast import FrameSlot
+from fcn_edge.video.web.config import ViewConfig
+from fcn_edge.video.web.streams import ViewStream, snapshot_all
+
+log = logging.getLogger(__name__)
+
+ASSETS = {  # request path -> (package file, content type)
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+BOUNDARY = "fcnedgeframe"
+MAX_CONTROL_BYTES = 4096
+_WAIT_S = 1.0  # how often a waiting stream or event connection looks at the closing flag
+_FRAME_WAIT_S = 5.0
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Cache-Control", "no-store"),
+    ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+)
+
+
+def load_assets() -> Dict[str, Tuple[bytes, str]]:
+    package = resources.files(__package__).joinpath("assets")
+    return {path: (package.joinpath(name).read_bytes(), kind) for path, (name, kind) in ASSETS.items()}
+
+
+class ViewServer:
+    """Serves the page for any number of named streams; ``start()`` binds and serves on a
+    thread of its own, ``close()`` ends every connection. A context manager."""
+
+    def __init__(self, config: ViewConfig, title: str = "fcn-edge"):
+        if config.address is None:
+            raise UsageError("the page needs an address to bind, e.g. ViewAddress('127.0.0.1', 8080)")
+        self.config = config
+        self.title = title
+        self.assets = load_assets()
+        self.gate = RequestGate(config.token, config.address.port)
+        self._streams: Dict[str, ViewStream] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._stats_cond = threading.Condition()
+        self._stats_number = 0
+        self._stats_json = ""
+        self._stats_clients = 0
+        self._connections: Set[socket.socket] = set()
+        self._httpd: Optional[_HttpServer] = None
+        self._threads: List[threading.Thread] = []
+
+    # -- streams ----------------------------------------------------------------------------
+    def add_stream(self, name: str, meta: ModelMeta, label: str = "", controls: Optional[LiveControls] = None,
+                   stats: Optional[Callable[[], Dict[str, Any]]] = None) -> ViewStream:
+        with self._lock:
+            if name in self._streams:
+                raise UsageError(f"the page already has a stream named {name!r}")
+            stream = ViewStream(name, meta, FrameSlot(name, self.config.jpeg_quality), label, controls, stats)
+            self._streams[name] = stream
+            return stream
+
+    @property
+    def streams(self) -> List[ViewStream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def stream(self, name: str) -> Optional[ViewStream]:
+        with self._lock:
+            return self._streams.get(name)
+
+    # -- lifetime -----------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1] if self._httpd is not None else self.config.address.port
+
+    @property
+    def url(self) -> str:
+        """The page's address (the port the system chose for port 0)."""
+        return self.config.address.url(self.port)
+
+    def start(self) -> "ViewServer":
+        address = self.config.address
+        try:
+            self._httpd = _HttpServer(self, (address.host, address.port))
+        except OSError as exc:
+            raise VideoError(f"cannot serve the page on {address.host}:{address.port}: {exc.strerror or exc} "
+                             "(another program on that port? choose another with --view HOST:PORT)") from None
+        if address.port == 0:
+            self.gate = RequestGate(self.config.token, self.port)  # the cookie is named after the real port
+        self._threads = [
+            threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="fcn-edge-page", daemon=True),
+            threading.Thread(target=self._stats_loop, name="fcn-edge-page-stats", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        log.debug("serving the page on %s", self.url)
+        return self
+
+    def close(self) -> None:
+        """Stop serving: end streams and event connections, unblock stalled sends, close the socket."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        with self._stats_cond:
+            self._stats_cond.notify_all()
+        for stream in self.streams:
+            stream.slot.close()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            with self._lock:
+                connections = list(self._connections)
+            for connection in connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._httpd.server_close()
+        for thread in self._threads:
+            thread.join(5.0)
+
+    def __enter__(self) -> "ViewServer":
+        return self.start() if self._httpd is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
+    # -- connections (the handler threads) -------------------------------------------------
+    def _track(self, connection: socket.socket, open_: bool) -> None:
+        with self._lock:
+            (self._connections.add if open_ else self._connections.discard)(connection)
+
+    # -- statistics: computed once per interval for every event connection ---------------
+    def snapshot_json(self) -> str:
+        return json.dumps(snapshot_all(self.streams), separators=(",", ":"))
+
+    def _stats_loop(self) -> None:
+        while not self._closing.wait(self.config.stats_interval_s):
+            with self._stats_cond:
+                if not self._stats_clients:
+                    continue
+            text = self.snapshot_json()
+            with self._stats_cond:
+                self._stats_number += 1
+                self._stats_json = text
+                self._stats_cond.notify_all()
+
+    def next_stats(self, after: int, timeout: float) -> Tuple[int, Optional[str]]:
+        with self._stats_cond:
+            if self._stats_number <= after and not self._closing.is_set():
+                self._stats_cond.wait(timeout)
+            if self._stats_number > after:
+                return self._stats_number, self._stats_json
+            return after, None
+
+    def _stats_client(self, delta: int) -> None:
+        with self._stats_cond:
+            self._stats_clients += delta
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # close() ends connections itself; stalled ones must not hold it up
+
+    def __init__(self, view: ViewServer, address: Tuple[str, int]):
+        self.view = view
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer's own looks the host's name up (getfqdn), which can take seconds without DNS
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver prints a traceback to stderr; a viewer that went away is no error
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("connection from %s ended: %s", client_address, sys.exc_info()[1])
+        else:
+            log.exception("the page's request from %s failed", client_address)
+
+    def process_request(self, request, client_address) -> None:
+        request.settimeout(self.view.config.send_timeout_s)
+        super().process_request(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    protocol_version = "HTTP/1.1"
+
+    def version_string(self) -> str:
+        return "fcn-edge"
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def setup(self) -> None:
+        super().setup()
+        self.server.view._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.view._track(self.connection, False)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _headers(self, status: int, kind: Optional[str], length: Optional[int], extra=()) -> None:
+        self.send_response(status)
+        for name, value in _SECURITY_HEADERS:
+            self.send_header(name, value)
+        if kind is not None:
+            self.send_header("Content-Type", kind)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send(self, status: int, body: bytes, kind: str, extra=()) -> None:
+        self._headers(status, kind, len(body), extra)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data, separators=(",", ":")).encode(), "application/json")
+
+    def _error(self, status: int, message: str) -> None:
+        self._json(status, {"error": message})
+
+    def _gate(self) -> Optional[Dict[str, List[str]]]:
+        """The query when the request may proceed; None after answering 401/403."""
+        query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        verdict = self.server.view.gate.check(self.headers, query)
+        if verdict.status == 401:
+            self.close_connection = True
+            self._send(401, b"401 Unauthorized\n", "text/plain; charset=utf-8",
+                       (("WWW-Authenticate", 'Bearer realm="fcn-edge"'),))
+            return None
+        if verdict.status == 403:
+            self.close_connection = True
+            self._send(403, b"403 Forbidden: this page answers to localhost only\n", "text/plain; charset=utf-8")
+            return None
+        self._set_cookie = verdict.via_query
+        return query
+
+    def end_headers(self) -> None:
+        if getattr(self, "_set_cookie", False):
+            self.send_header("Set-Cookie", self.server.view.gate.set_cookie())
+            self._set_cookie = False
+        super().end_headers()
+
+    # -- methods ------------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        query = self._gate()
+        if query is None:
+            return
+        path = urlsplit(self.path).path
+        view = self.server.view
+        try:
+            if path in view.assets:
+                if path == "/" and self._set_cookie:  # drop the token from the address bar
+                    self._send(303, b"", "text/plain", (("Location", "/"),))
+                    return
+                body, kind = view.assets[path]
+                self._send(200, body, kind)
+            elif path == "/api/streams":
+                self._json(200, {"title": view.title, "streams": [s.describe() for s in view.streams]})
+            elif path == "/api/stats":
+                self._send(200, view.snapshot_json().encode(), "application/json")
+            elif path == "/events":
+                self._events()
+            elif path.startswith("/stream/") and path.endswith(".mjpg"):
+                self._mjpeg(path[len("/stream/"):-len(".mjpg")])
+            elif path.startswith("/frame/") and path.endswith(".jpg"):
+                self._frame(path[len("/frame/"):-len(".jpg")], query)
+            else:
+                self._error(404, "no such page")
+        except (BrokenPipeError, ConnectionResetError, socket.timeout, TimeoutError):
+            self.close_connection = True  # the viewer went away or stopped reading
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self._gate() is None:
+            return
+        path = urlsplit(self.path).path
+        if not path.startswith("/api/control/"):
+            self._error(404, "no such page")
+            return
+        stream = self.server.view.stream(path[len("/api/control/"):])
+        if stream is None:
+            self._error(404, "no such stream")
+            return
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":  # also keeps plain HTML forms of other sites out
+            self.close_connection = True
+            self._error(415, "send the control as application/json")
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self.close_connection = True
+            self._error(411, "Content-Length required")
+            return
+        if not 0 < length <= MAX_CONTROL_BYTES:
+            self.close_connection = True
+            self._error(413, f"a control is at most {MAX_CONTROL_BYTES} bytes")
+            return
+        try:
+            payload = json.loads(self.rfile.read(length).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._error(400, "the body is not JSON")
+            return
+        try:
+            self._json(200, {"settings": stream.control(payload)})
+        except MetaError as exc:  # the model cannot do it (e.g. linear filtering without scores)
+            self._error(409, str(exc))
+        except FcnEdgeError as exc:
+            self._error(400, str(exc))
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._error(405, "GET or POST")
+
+    # -- long-lived responses ----------------------------------------------------------------
+    def _stream_or_404(self, name: str) -> Optional[ViewStream]:
+        stream = self.server.view.stream(name)
+        if stream is None:
+            self._error(404, f"no stream named {name!r}")
+        return stream
+
+    def _mjpeg(self, name: str) -> None:
+        stream = self._stream_or_404(name)
+        if stream is None:
+            return
+        view = self.server.view
+        self.close_connection = True
+        self._headers(200, f"multipart/x-mixed-replace; boundary={BOUNDARY}", None, (("Connection", "close"),))
+        self.wfile.write(f"--{BOUNDARY}\r\n".encode())
+        with stream.slot.watching("mjpeg", self.address_string()) as record:
+            while not view.closing:
+                frame = stream.slot.next_frame(record, _WAIT_S)
+                if frame is None:
+                    continue
+                head = (f"Content-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+                        f"X-Frame-Index: {frame.index}\r\nX-Timestamp: {frame.t_capture:.6f}\r\n\r\n").encode()
+                self.wfile.write(head + frame.jpeg + f"\r\n--{BOUNDARY}\r\n".encode())
+                stream.slot.sent(record, frame)
+
+    def _frame(self, name: str, query: Dict[str, List[str]]) -> None:
+        stream = self._stream_or_404(name)
+        if stream is None:
+            return
+        try:
+            after = int(query.get("after", ["0"])[0])
+        except ValueError:
+            self._error(400, "after must be an integer")
+            return
+        with stream.slot.watching("frame", self.address_string()) as record:
+            frame = stream.slot.next_frame(record, _FRAME_WAIT_S, after)
+            if frame is None:
+                self._error(503, "no frame yet")
+                return
+            self._send(200, frame.jpeg, "image/jpeg", (("X-Frame-Number", str(frame.number)),
+                                                       ("X-Frame-Index", str(frame.index)),
+                                                       ("X-Timestamp", f"{frame.t_capture:.6f}")))
+            stream.slot.sent(record, frame)
+
+    def _events(self) -> None:
+        view = self.server.view
+        self.close_connection = True
+        self._headers(200, "text/event-stream; charset=utf-8", None, (("Connection", "close"),))
+        self.wfile.write(b"retry: 2000\n\n")
+        view._stats_client(+1)
+        try:
+            number, quiet_since = 0, time.monotonic()
+            while not view.closing:
+                number, text = view.next_stats(number, _WAIT_S)
+                if text is not None:
+                    self.wfile.write(f"id: {number}\nevent: stats\ndata: {text}\n\n".encode())
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > 15:
+                    self.wfile.write(b": keep-alive\n\n")  # proxies close silent connections
+                    quiet_since = time.monotonic()
+        finally:
+            view._stats_client(-1)

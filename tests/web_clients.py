@@ -1,0 +1,126 @@
+"""Clients of the browser page for the tests and tools: plain HTTP requests, an MJPEG reader
+that counts the frames it receives, and a stalled client that connects and never reads."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+
+def request(url: str, path: str, method: str = "GET", body: Optional[bytes] = None,
+            headers: Optional[Dict[str, str]] = None, timeout: float = 10.0) -> Tuple[int, Dict[str, str], bytes]:
+    """(status, headers, body) of one request; redirects are not followed."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def post_control(url: str, stream: str, payload, headers: Optional[Dict[str, str]] = None) -> Tuple[int, dict]:
+    status, _, body = request(url, f"/api/control/{stream}", "POST", json.dumps(payload).encode(),
+                              {"Content-Type": "application/json", **(headers or {})})
+    return status, json.loads(body)
+
+
+def stats(url: str, headers: Optional[Dict[str, str]] = None) -> dict:
+    status, _, body = request(url, "/api/stats", headers=headers)
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def wait_for(condition, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``condition()`` until it returns something true; its value, or AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+class MjpegReader(threading.Thread):
+    """Reads ``/stream/NAME.mjpg`` as fast as it arrives, counting parts; keeps the newest JPEG
+    and its X-Timestamp, and when each part arrived."""
+
+    def __init__(self, url: str, stream: str = "0", headers: Optional[Dict[str, str]] = None):
+        super().__init__(daemon=True)
+        parts = urlsplit(url)
+        self.address = (parts.hostname, parts.port)
+        self.path = f"/stream/{stream}.mjpg"
+        self.headers = headers or {}
+        self.frames = 0
+        self.bytes = 0
+        self.last_jpeg: Optional[bytes] = None
+        self.arrivals: List[Tuple[float, float]] = []  # (time.time() received, X-Timestamp)
+        self.status: Optional[int] = None
+        self.error: Optional[BaseException] = None
+        self._halt = threading.Event()
+        self._socket: Optional[socket.socket] = None
+
+    def run(self) -> None:
+        try:
+            self._socket = socket.create_connection(self.address, timeout=10)
+            extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
+            self._socket.sendall(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
+            stream = self._socket.makefile("rb")
+            self.status = int(stream.readline().split()[1])
+            while stream.readline() not in (b"\r\n", b""):
+                pass
+            if self.status != 200:
+                return
+            boundary = stream.readline()  # --fcnedgeframe
+            assert boundary.startswith(b"--"), boundary
+            while not self._halt.is_set():
+                headers = {}
+                while True:
+                    line = stream.readline()
+                    if not line:
+                        return
+                    if line == b"\r\n":
+                        break
+                    key, _, value = line.decode().partition(":")
+                    headers[key.strip().lower()] = value.strip()
+                jpeg = stream.read(int(headers["content-length"]))
+                self.arrivals.append((time.time(), float(headers.get("x-timestamp", "nan"))))
+                stream.readline()  # \r\n
+                stream.readline()  # --fcnedgeframe
+                self.last_jpeg = jpeg
+                self.frames += 1
+                self.bytes += len(jpeg)
+        except (OSError, ValueError) as exc:
+            if not self._halt.is_set():
+                self.error = exc
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._socket.close()
+        self.join(5)
+
+
+class StalledClient:
+    """Asks for the stream with a tiny receive buffer and never reads a byte of it."""
+
+    def __init__(self, url: str, stream: str = "0"):
+        parts = urlsplit(url)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.socket.connect((parts.hostname, parts.port))
+        self.socket.sendall(f"GET /stream/{stream}.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+
+    def close(self) -> None:
+        self.socket.close()
