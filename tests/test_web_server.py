@@ -17,11 +17,10 @@ import pytest
 from fcn_edge.artifacts import meta_for_classes
 from fcn_edge.runtime import RenderConfig, load_segmenter
 from fcn_edge.video import NullSink, PipelineConfig, VideoPipeline
-from fcn_edge.video.live import FrameEvent
 from fcn_edge.video.looping import LoopingSource
-from fcn_edge.video.web import ViewAddress, ViewConfig, ViewServer, open_page
+from fcn_edge.video.web import ViewAddress, ViewConfig, open_page
 from video_fixtures import ListSource, clip_frame
-from web_clients import MjpegReader, StalledClient, post_control, request, stats, wait_for
+from web_clients import MjpegReader, StalledClient, fed_page, post_control, request, stats, wait_for
 
 TOKEN = "s3cret-token_0123"
 LOOPBACK = ViewAddress("127.0.0.1", 0)
@@ -29,33 +28,6 @@ LOOPBACK = ViewAddress("127.0.0.1", 0)
 
 def make_frames(count: int, size=(120, 160)):
     return [clip_frame(i, size) for i in range(count)]
-
-
-@contextlib.contextmanager
-def fed_page(token=None, streams=("0",)):
-    """A page whose streams are fed drawn frames by a thread (no model): the server alone."""
-    meta = meta_for_classes("m", ["background", "road", "car"])
-    page = ViewServer(ViewConfig(LOOPBACK, token)).start()
-    feeds = [page.add_stream(name, meta, label=f"camera {name}") for name in streams]
-    stop = threading.Event()
-
-    def feed():
-        i = 0
-        while not stop.wait(0.02):
-            frame = clip_frame(i, (48, 64))
-            mask = (frame[..., 0] > 50).astype(np.uint8)
-            for stream in feeds:
-                stream.publish(FrameEvent(i, time.time(), frame, mask, frame))
-            i += 1
-
-    thread = threading.Thread(target=feed, daemon=True)
-    thread.start()
-    try:
-        yield page
-    finally:
-        stop.set()
-        thread.join(2)
-        page.close()
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +213,22 @@ def test_close_ends_stalled_connections_at_once(models):
         reader.join(5)
         assert not reader.is_alive()
         stalled.close()
+
+
+def test_connections_are_capped(monkeypatch):
+    import socket
+
+    from fcn_edge.video.web import server
+
+    monkeypatch.setattr(server, "MAX_CONNECTIONS", 3)
+    with fed_page() as page:
+        idle = [socket.create_connection(("127.0.0.1", page.port)) for _ in range(3)]  # hold three, send nothing
+        try:
+            wait_for(lambda: len(page._connections) == 3, what="three connections")
+            refused = socket.create_connection(("127.0.0.1", page.port), timeout=5)
+            assert refused.recv(100) == b""  # closed at once, unanswered
+            refused.close()
+        finally:
+            for connection in idle:
+                connection.close()
+        wait_for(lambda: request(page.url, "/api/streams")[0] == 200, what="room again")

@@ -1,8 +1,10 @@
 """Clients of the browser page for the tests and tools: plain HTTP requests, an MJPEG reader
-that counts the frames it receives, and a stalled client that connects and never reads."""
+that counts the frames it receives, a stalled client that connects and never reads; and a
+page fed drawn frames by a thread, to test the server without a model."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -10,6 +12,13 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
+
+import numpy as np
+
+from fcn_edge.artifacts import meta_for_classes
+from fcn_edge.video.live import FrameEvent
+from fcn_edge.video.web import ViewAddress, ViewConfig, ViewServer
+from video_fixtures import clip_frame
 
 
 def request(url: str, path: str, method: str = "GET", body: Optional[bytes] = None,
@@ -124,3 +133,30 @@ class StalledClient:
 
     def close(self) -> None:
         self.socket.close()
+
+
+@contextlib.contextmanager
+def fed_page(token=None, streams=("0",)):
+    """A page whose streams are fed drawn frames by a thread (no model): the server alone."""
+    meta = meta_for_classes("m", ["background", "road", "car"])
+    page = ViewServer(ViewConfig(ViewAddress("127.0.0.1", 0), token)).start()
+    feeds = [page.add_stream(name, meta, label=f"camera {name}") for name in streams]
+    stop = threading.Event()
+
+    def feed():
+        i = 0
+        while not stop.wait(0.02):
+            frame = clip_frame(i, (48, 64))
+            mask = (frame[..., 0] > 50).astype(np.uint8)
+            for stream in feeds:
+                stream.publish(FrameEvent(i, time.time(), frame, mask, frame))
+            i += 1
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield page
+    finally:
+        stop.set()
+        thread.join(2)
+        page.close()

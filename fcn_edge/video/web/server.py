@@ -53,6 +53,7 @@ ASSETS = {  # request path -> (package file, content type)
 }
 BOUNDARY = "fcnedgeframe"
 MAX_CONTROL_BYTES = 4096
+MAX_CONNECTIONS = 64  # each is a thread; a device serves a few viewers, not a crowd
 _WAIT_S = 1.0  # how often a waiting stream or event connection looks at the closing flag
 _FRAME_WAIT_S = 5.0
 _SECURITY_HEADERS = (
@@ -148,6 +149,10 @@ class ViewServer:
             self._stats_cond.notify_all()
         for stream in self.streams:
             stream.slot.close()
+            view = stream.slot.stats()
+            if view["frames_encoded"]:
+                log.info("page stream %s: %d of %d frames encoded for viewers, %.1f ms each", stream.name,
+                         view["frames_encoded"], view["frames_published"], view["encode_ms"] or 0.0)
         if self._httpd is not None:
             self._httpd.shutdown()
             with self._lock:
@@ -172,9 +177,16 @@ class ViewServer:
         return self._closing.is_set()
 
     # -- connections (the handler threads) -------------------------------------------------
-    def _track(self, connection: socket.socket, open_: bool) -> None:
+    def _track(self, connection: socket.socket, open_: bool) -> bool:
+        """Count a connection in or out; False when one more would pass MAX_CONNECTIONS."""
         with self._lock:
-            (self._connections.add if open_ else self._connections.discard)(connection)
+            if not open_:
+                self._connections.discard(connection)
+                return True
+            if len(self._connections) >= MAX_CONNECTIONS:
+                return False
+            self._connections.add(connection)
+            return True
 
     # -- statistics: computed once per interval for every event connection ---------------
     def snapshot_json(self) -> str:
@@ -226,8 +238,16 @@ class _HttpServer(ThreadingHTTPServer):
             log.exception("the page's request from %s failed", client_address)
 
     def process_request(self, request, client_address) -> None:
+        if not self.view._track(request, True):
+            log.warning("the page refused a connection from %s: %d already open", client_address[0], MAX_CONNECTIONS)
+            self.shutdown_request(request)
+            return
         request.settimeout(self.view.config.send_timeout_s)
         super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:  # socketserver calls it once per connection, whatever happened
+        self.view._track(request, False)
+        super().shutdown_request(request)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -238,16 +258,6 @@ class _Handler(BaseHTTPRequestHandler):
         return "fcn-edge"
 
     # -- plumbing ---------------------------------------------------------------------------
-    def setup(self) -> None:
-        super().setup()
-        self.server.view._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.view._track(self.connection, False)
-
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
         log.debug("%s %s", self.address_string(), format % args)
 
