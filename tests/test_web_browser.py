@@ -59,7 +59,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,900", "--hide-scrollbars"):
+                     "--window-size=1400,1000", "--hide-scrollbars"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -147,7 +147,7 @@ def test_the_page_shows_the_stream_legend_and_statistics(served, browser, tmp_pa
     assert shot.stat().st_size > 10_000
 
 
-def test_controls_change_the_running_pipeline(served, browser):
+def test_controls_change_the_running_pipeline(served, browser, tmp_path_factory):
     from selenium.webdriver.support.ui import Select
 
     url, meta = served["url"], served["meta"]
@@ -181,6 +181,9 @@ def test_controls_change_the_running_pipeline(served, browser):
     assert browser.find_element("css selector", ".message.error").is_displayed()
     assert browser.find_element("css selector", "select[name='filter_mode']").get_attribute("value") == "point"
     assert settings(url)["settings"]["filter_mode"] == "point"
+    shot = artifact_path(tmp_path_factory, "web_page_refusal.png")
+    browser.save_screenshot(str(shot))
+    print(f"screenshot of a refused control: {shot}")
 
     browser.find_element("css selector", "button.pause").click()
     wait_for(lambda: text(browser, ".state") == "paused", what="paused on the page")

@@ -31,15 +31,8 @@ class LoopingSource:
         self.loops = loops
         self.plays = 1
 
-    @property
-    def fps(self) -> Optional[float]:
-        return self.inner.fps
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)  # fps, open, close, frame_count: the inner source's
 
     def read(self) -> Optional[np.ndarray]:
         frame = self.inner.read()
