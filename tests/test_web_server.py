@@ -59,7 +59,8 @@ def running(model, frames, token=None, render=RenderConfig(), loops=-1):
 
 # -- the gate -------------------------------------------------------------------------------
 GATED = [("GET", p) for p in ("/", "/app.js", "/style.css", "/api/streams", "/api/stats", "/events",
-                              "/stream/0.mjpg", "/frame/0.jpg", "/nothing", "/../../etc/passwd")] + [("POST", "/api/control/0")]
+                              "/stream/0.mjpg", "/frame/0.jpg", "/nothing", "/../../etc/passwd")] + [
+    ("POST", "/api/control/0"), ("HEAD", "/"), ("OPTIONS", "/api/control/0"), ("DELETE", "/"), ("BREW", "/")]
 
 
 def test_with_a_token_requests_without_it_get_401_and_nothing_else():
@@ -70,7 +71,7 @@ def test_with_a_token_requests_without_it_get_401_and_nothing_else():
                 status, reply_headers, content = request(page.url, path, method, body,
                                                          {"Content-Type": "application/json", **headers})
                 assert status == 401, (method, path, headers, status)
-                assert content == b"401 Unauthorized\n"
+                assert content == (b"" if method == "HEAD" else b"401 Unauthorized\n")
                 assert "Set-Cookie" not in reply_headers
         assert page.stream("0").slot.stats()["frames_encoded"] == 0  # no stream was served
 
@@ -101,6 +102,9 @@ def test_only_the_page_files_are_served():
             status, _, content = request(page.url, path)
             assert status == 404, path
             assert b"root:" not in content and b"import" not in content
+        for method in ("HEAD", "PUT", "BREW"):  # no handler: the stdlib's error, without its HTML page
+            status, headers, content = request(page.url, "/", method)
+            assert status == 501 and content in (b"", b"501 Not Implemented\n")
         # unprotected, it answers to this machine's names only (a rebinding attack uses another)
         assert request(page.url, "/", headers={"Host": "attacker.example"})[0] == 403
 

@@ -284,21 +284,38 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         self._json(status, {"error": message})
 
+    def _verdict(self) -> Tuple[int, bool, Dict[str, List[str]]]:
+        """(status, token came in the query, query) of this request, by the gate."""
+        headers = getattr(self, "headers", None)
+        if headers is None:  # the request line itself was bad
+            return (401 if self.server.view.gate.token is not None else 200), False, {}
+        query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        verdict = self.server.view.gate.check(headers, query)
+        return verdict.status, verdict.via_query, query
+
     def _gate(self) -> Optional[Dict[str, List[str]]]:
         """The query when the request may proceed; None after answering 401/403."""
-        query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
-        verdict = self.server.view.gate.check(self.headers, query)
-        if verdict.status == 401:
-            self.close_connection = True
-            self._send(401, b"401 Unauthorized\n", "text/plain; charset=utf-8",
-                       (("WWW-Authenticate", 'Bearer realm="fcn-edge"'),))
+        status, via_query, query = self._verdict()
+        if status != 200:
+            self._refuse(status)
             return None
-        if verdict.status == 403:
-            self.close_connection = True
-            self._send(403, b"403 Forbidden: this page answers to localhost only\n", "text/plain; charset=utf-8")
-            return None
-        self._set_cookie = verdict.via_query
+        self._set_cookie = via_query
         return query
+
+    def _refuse(self, status: int) -> None:
+        """A short plain-text answer that says nothing about the page, and the connection closed."""
+        self.close_connection = True
+        extra = [("Connection", "close")]
+        if status == 401:
+            extra.append(("WWW-Authenticate", 'Bearer realm="fcn-edge"'))
+        text = "403 Forbidden: this page answers to localhost only" if status == 403 else f"{status} {HTTPStatus(status).phrase}"
+        self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8", extra)
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """The stdlib's own errors (a bad request line, a method there is no do_* for): behind
+        the token like everything else, and without its HTML page echoing the request."""
+        status = self._verdict()[0]
+        self._refuse(status if status != 200 else code)
 
     def end_headers(self) -> None:
         if getattr(self, "_set_cookie", False):
@@ -372,9 +389,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(409, str(exc))
         except FcnEdgeError as exc:
             self._error(400, str(exc))
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._error(405, "GET or POST")
 
     # -- long-lived responses ----------------------------------------------------------------
     def _stream_or_404(self, name: str) -> Optional[ViewStream]:
