@@ -203,6 +203,8 @@ def test_a_stalled_viewer_never_stalls_the_pipeline(models):
         assert slowest["missed"] > view["frames_encoded"] / 2, view      # ... and was skipped past, not waited for
         assert fastest["frames_sent"] > slowest["frames_sent"] * 2, view
         assert all(reader.frames > 0 and reader.error is None for reader in readers)
+        last = cv2.imdecode(np.frombuffer(readers[0].last_jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert last.shape == (480, 640, 3)  # the parts are whole JPEGs
 
 
 def test_close_ends_stalled_connections_at_once(models):

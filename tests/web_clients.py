@@ -58,19 +58,21 @@ def wait_for(condition, timeout: float = 15.0, interval: float = 0.05, what: str
 
 
 class MjpegReader(threading.Thread):
-    """Reads ``/stream/NAME.mjpg`` as fast as it arrives, counting parts; keeps the newest JPEG
-    and its X-Timestamp, and when each part arrived."""
+    """Reads ``/stream/NAME.mjpg`` as fast as it arrives and counts its parts (which end at
+    the boundary: the server sends no Content-Length); keeps the newest JPEG and, with
+    ``keep=True``, every JPEG with the time it arrived."""
 
-    def __init__(self, url: str, stream: str = "0", headers: Optional[Dict[str, str]] = None):
+    def __init__(self, url: str, stream: str = "0", headers: Optional[Dict[str, str]] = None, keep: bool = False):
         super().__init__(daemon=True)
         parts = urlsplit(url)
         self.address = (parts.hostname, parts.port)
         self.path = f"/stream/{stream}.mjpg"
         self.headers = headers or {}
+        self.keep = keep
         self.frames = 0
         self.bytes = 0
         self.last_jpeg: Optional[bytes] = None
-        self.arrivals: List[Tuple[float, float]] = []  # (time.time() received, X-Timestamp)
+        self.arrivals: List[Tuple[float, bytes]] = []  # (time.time() received, JPEG), with keep=True
         self.status: Optional[int] = None
         self.error: Optional[BaseException] = None
         self._halt = threading.Event()
@@ -81,34 +83,50 @@ class MjpegReader(threading.Thread):
             self._socket = socket.create_connection(self.address, timeout=10)
             extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
             self._socket.sendall(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
-            stream = self._socket.makefile("rb")
-            self.status = int(stream.readline().split()[1])
-            while stream.readline() not in (b"\r\n", b""):
-                pass
+            buffer = bytearray()
+            while b"\r\n\r\n" not in buffer:
+                buffer += self._recv()
+            head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+            self.status = int(head.split()[1])
             if self.status != 200:
                 return
-            boundary = stream.readline()  # --fcnedgeframe
-            assert boundary.startswith(b"--"), boundary
+            boundary = b"--" + head.split(b"boundary=")[1].split(b"\r\n")[0].strip()
+            delimiter = b"\r\n" + boundary
+            buffer = bytearray(rest)
+            in_headers, searched = True, 0
             while not self._halt.is_set():
-                headers = {}
-                while True:
-                    line = stream.readline()
-                    if not line:
-                        return
-                    if line == b"\r\n":
-                        break
-                    key, _, value = line.decode().partition(":")
-                    headers[key.strip().lower()] = value.strip()
-                jpeg = stream.read(int(headers["content-length"]))
-                self.arrivals.append((time.time(), float(headers.get("x-timestamp", "nan"))))
-                stream.readline()  # \r\n
-                stream.readline()  # --fcnedgeframe
-                self.last_jpeg = jpeg
-                self.frames += 1
-                self.bytes += len(jpeg)
+                if in_headers:
+                    end = buffer.find(b"\r\n\r\n")
+                    if end >= 0:
+                        assert buffer.startswith(boundary), bytes(buffer[:40])
+                        del buffer[:end + 4]
+                        in_headers, searched = False, 0
+                        continue
+                else:
+                    end = buffer.find(delimiter, searched)
+                    if end >= 0:
+                        self._part(bytes(buffer[:end]))
+                        del buffer[:end + 2]  # keep the boundary: it starts the next part's headers
+                        in_headers = True
+                        continue
+                    searched = max(0, len(buffer) - len(delimiter))
+                buffer += self._recv()
         except (OSError, ValueError) as exc:
             if not self._halt.is_set():
                 self.error = exc
+
+    def _recv(self) -> bytes:
+        data = self._socket.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the stream")
+        return data
+
+    def _part(self, jpeg: bytes) -> None:
+        if self.keep:
+            self.arrivals.append((time.time(), jpeg))
+        self.last_jpeg = jpeg
+        self.frames += 1
+        self.bytes += len(jpeg)
 
     def stop(self) -> None:
         self._halt.set()

@@ -19,8 +19,8 @@ viewers (and a stalled one), and the glass-to-glass delay.
    the page runs with alpha 0 so the blocks come through the overlay untouched. Headless
    Chromium shows the page; a script in it decodes the blocks of the picture on screen on
    every animation frame and records Date.now() minus the stamp when a new frame appears
-   ("shown"). An MJPEG reader here records the arrival of each part against its capture
-   time ("received"). Same machine, same clock.
+   ("shown"). An MJPEG reader here decodes the stamp of each part as it arrives
+   ("received"). Same machine, same clock.
 """
 
 from __future__ import annotations
@@ -126,6 +126,15 @@ def draw_stamp(frame: np.ndarray, t_ms: int) -> None:
         frame[y:y + BLOCK, i * BLOCK:(i + 1) * BLOCK] = 255 if bit else 0
 
 
+def read_stamp(picture: np.ndarray) -> Optional[int]:
+    """The stamp :func:`draw_stamp` drew, or None where the guard is not there."""
+    y = picture.shape[0] - 2 * BLOCK + BLOCK // 2
+    bits = [int(picture[y, i * BLOCK + BLOCK // 2].mean() > 127) for i in range(len(GUARD) + STAMP_BITS)]
+    if tuple(bits[:len(GUARD)]) != GUARD:
+        return None
+    return sum(bit << i for i, bit in enumerate(bits[len(GUARD):]))
+
+
 DECODE_JS = """
 const guard = arguments[0], bits = arguments[1], block = arguments[2];
 window.__delays = [];
@@ -182,6 +191,7 @@ class StampedClip:
 
 
 def glass_to_glass(frames: List[np.ndarray], fps: float, seconds: float, threads: Optional[int]) -> Dict[str, object]:
+    import cv2
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -201,7 +211,7 @@ def glass_to_glass(frames: List[np.ndarray], fps: float, seconds: float, threads
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    reader = MjpegReader(page.url)
+    reader = MjpegReader(page.url, keep=True)
     try:
         driver.get(page.url)
         time.sleep(2.0)
@@ -209,7 +219,11 @@ def glass_to_glass(frames: List[np.ndarray], fps: float, seconds: float, threads
         reader.start()
         time.sleep(seconds)
         shown = [d for d in driver.execute_script("return window.__delays") if 0 <= d < 60_000]
-        received = [(arrived - captured) * 1e3 for arrived, captured in reader.arrivals]
+        received = []
+        for arrived, jpeg in reader.arrivals:
+            stamp = read_stamp(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+            if stamp is not None:
+                received.append(int(arrived * 1000) % 2 ** STAMP_BITS - stamp)
         summary = pipeline.stages.summary()
     finally:
         reader.stop()
