@@ -13,7 +13,9 @@ viewers (and a stalled one), and the glass-to-glass delay.
    reading as fast as frames come. Per condition: connect the viewers, let it settle, count
    the frames the pipeline wrote over the same wall-clock window (its /api/stats), disconnect.
    Conditions are interleaved over the repeats so that load drift from other processes hits
-   each alike; the median per condition is reported with its ratio to no viewer.
+   each alike; the median per condition is reported with its ratio to no viewer. Beside
+   it, the run's CPU time per frame (user + system, from /proc) over the same window:
+   what the page costs the device, and far less disturbed by other processes than FPS.
 3. Glass-to-glass: a live source paced at the clip's rate draws the wall-clock time into
    each frame as it is captured (40 black/white 8x8 blocks: milliseconds, plus a guard);
    the page runs with alpha 0 so the blocks come through the overlay untouched. Headless
@@ -67,6 +69,14 @@ def encoding_cost(frames: List[np.ndarray], meta, quality: int) -> Dict[str, flo
 
 
 # -- 2. FPS by viewers --------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_run(clip: Path, threads: Optional[int], extra=()) -> (subprocess.Popen, str):
     command = [sys.executable, "-m", "fcn_edge", "run", str(clip), "--input-loop", "-1", "-o", "http://127.0.0.1:0/",
                "--no-stats", *extra] + (["--threads", str(threads)] if threads else [])
@@ -83,6 +93,7 @@ def fps_by_viewers(clip: Path, threads: Optional[int], window: float, repeats: i
 
     conditions = {"0 viewers": (0, False), "1 viewer": (1, False), "3 viewers": (3, False), "3 viewers + 1 stalled": (3, True)}
     results: Dict[str, List[float]] = {name: [] for name in conditions}
+    cpu: Dict[str, List[float]] = {name: [] for name in conditions}
     encode: Dict[str, List[float]] = {name: [] for name in conditions}
     process, url = start_run(clip, threads)
     try:
@@ -94,26 +105,29 @@ def fps_by_viewers(clip: Path, threads: Optional[int], window: float, repeats: i
                     reader.start()
                 stalled = StalledClient(url) if stall else None
                 time.sleep(settle)
-                first = stats(url)["streams"]["0"]
+                first, cpu0 = stats(url)["streams"]["0"], cpu_seconds(process.pid)
                 t0 = time.monotonic()
                 time.sleep(window)
-                last = stats(url)["streams"]["0"]
+                last, cpu1 = stats(url)["streams"]["0"], cpu_seconds(process.pid)
                 elapsed = time.monotonic() - t0
                 for reader in readers:
                     reader.stop()
                 if stalled is not None:
                     stalled.close()
-                fps = (last["frames_out"] - first["frames_out"]) / elapsed
+                frames = last["frames_out"] - first["frames_out"]
+                fps = frames / elapsed
                 results[name].append(fps)
+                cpu[name].append((cpu1 - cpu0) * 1e3 / max(1, frames))
                 if last["view"]["encode_ms"] is not None and count:
                     encode[name].append(last["view"]["encode_ms"])
-                print(f"  repeat {repeat + 1}: {name:<22} {fps:6.2f} FPS"
+                print(f"  repeat {repeat + 1}: {name:<22} {fps:6.2f} FPS, {cpu[name][-1]:5.1f} CPU ms/frame"
                       + (f"   (readers got {[r.frames for r in readers]} frames)" if readers else ""), flush=True)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
     base = statistics.median(results["0 viewers"])
     return {name: {"fps": values, "median": statistics.median(values), "ratio": statistics.median(values) / base,
+                   "cpu_ms_per_frame": statistics.median(cpu[name]),
                    "encode_ms": statistics.median(encode[name]) if encode[name] else None}
             for name, values in results.items()}
 
@@ -276,7 +290,8 @@ def main() -> int:
     report["fps"] = fps = fps_by_viewers(clip, args.threads, args.window, args.repeats, args.settle)
     for name, row in fps.items():
         encode = f", page encoder {row['encode_ms']:.2f} ms/frame" if row["encode_ms"] is not None else ""
-        print(f"  {name:<22} median {row['median']:6.2f} FPS  ({row['ratio']:.3f} x no viewer{encode})")
+        print(f"  {name:<22} median {row['median']:6.2f} FPS  ({row['ratio']:.3f} x no viewer), "
+              f"{row['cpu_ms_per_frame']:.1f} CPU ms/frame{encode}")
 
     if not args.skip_browser:
         report["glass_to_glass"] = g2g = glass_to_glass(frames, 15.0, args.g2g_seconds, args.threads)
