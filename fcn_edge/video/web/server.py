@@ -131,7 +131,7 @@ class ViewServer:
             stream.slot.close()
             view = stream.slot.stats()
             if view["frames_encoded"]:
-                log.info("page stream %s: %d of %d frames encoded for viewers, %.1f ms each", stream.name,
+                log.info("page stream %s: %d of %d frames encoded for viewers (lately %.1f ms each)", stream.name,
                          view["frames_encoded"], view["frames_published"], view["encode_ms"] or 0.0)
         if self._httpd is not None:
             self._httpd.shutdown()

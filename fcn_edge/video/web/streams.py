@@ -63,15 +63,15 @@ class ViewStream:
     def snapshot(self) -> Dict[str, Any]:
         """Counters, rates, latency, class shares of the newest frame, the live settings."""
         data = dict(self._stats())
-        now = time.monotonic()
-        data["fps"] = self._fps(now, int(data.get("frames_out", self.slot.stats()["frames_published"])))
+        view = self.slot.stats()
+        data["fps"] = self._fps(time.monotonic(), int(data.get("frames_out", view["frames_published"])))
         latest = self.slot.latest
         if latest is not None:
             shares = class_shares(latest.mask, self.meta.num_classes)
             data["shares"] = [round(float(v), 4) for v in shares]
             data["frame_index"] = latest.index
             data["frame_age_ms"] = max(0.0, (time.time() - latest.t_capture) * 1e3)
-        data["view"] = self.slot.stats()
+        data["view"] = view
         if self.controls is not None:
             data["settings"] = settings(self.controls)
         return data
