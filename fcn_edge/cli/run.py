@@ -2,8 +2,9 @@
 
 INPUT and OUTPUT are URIs (see fcn_edge.video.uri): files, image folders, /dev/videoN,
 csi://0, rtsp://..., a GStreamer pipeline; OUTPUT a video file, an image folder,
-display://0, rtsp://..., or null. Without -o the result is shown in a window when a
-display exists; with --headless or no display it is discarded (a benchmark run).
+display://0, rtsp://..., http://HOST:PORT/ (a live page for browsers), or null. Without -o
+the result is shown in a window when a display exists; with --headless or no display it
+is discarded (a benchmark run). --view [HOST]:PORT serves the page beside any output.
 
 Several INPUTs run together with one model: give one -o per input, or one template such as
 -o out/{name}.mp4 ({index}: 0, 1, ...; {name}: the source's file stem). A local model
@@ -30,6 +31,16 @@ def _smooth(text: str) -> float:
     return value
 
 
+def _view_address(text: str):
+    from fcn_edge.errors import UsageError
+    from fcn_edge.video.web.config import parse_view_address
+
+    try:
+        return parse_view_address(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "run",
@@ -38,8 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video file, image folder, /dev/video0, v4l2:///dev/video0, 0, csi://0, rtsp://..., http://..., or a GStreamer pipeline")
     add_out(p, "out.mp4/.avi/.mkv/.mov, an image folder or out/%%05d.png, display://0, rtsp://server/path, "
-            "rtp://host:port, or null (default: a window if there is a display); one per INPUT, or one "
-            "template with {index} or {name} for several", repeatable=True, metavar="OUTPUT")
+            "rtp://host:port, http://HOST:PORT/ (the live page), or null (default: a window if there is a "
+            "display); one per INPUT, or one template with {index} or {name} for several",
+            repeatable=True, metavar="OUTPUT")
     add_model_option(p)
     add_input_size(p, "network input size for a dynamic-shape model (default: the model's)")
     add_backend_options(p)
@@ -52,6 +64,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="never open a window")
     run.add_argument("--sequential", action="store_true", help="no threads: read, infer, render, write one frame at a time (for comparison)")
     run.add_argument("--drop-frames", choices=("auto", "always", "never"), default="auto", help="drop stale frames: auto = for live sources only")
+    run.add_argument("--input-loop", type=int, default=0, metavar="N", help="play a file or image folder N more times; -1: until stopped (default 0)")
     run.add_argument("--reconnect-timeout", type=non_negative_float, default=60.0, metavar="S", help="give up on a lost live source after S seconds (0: do not reconnect; default 60)")
     add_json(run, "write the run summary as JSON to FILE ('-': stdout)")
     io = p.add_argument_group("capture and encoding")
@@ -61,6 +74,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     io.add_argument("--encoder", choices=("auto", "nvv4l2h264enc", "x264enc", "ffmpeg"), default="auto", help="video encoder (auto: nvv4l2h264enc on a Jetson, else OpenCV's FFmpeg)")
     io.add_argument("--bitrate", type=positive_int, default=8000, metavar="KBPS", help="H.264 bitrate in kbit/s (default 8000)")
     io.add_argument("--output-fps", type=positive_float, help="frame rate written to the output (default: the source's, or 30)")
+    page = p.add_argument_group("browser page: the stream, class legend, live statistics and controls")
+    page.add_argument("--view", type=_view_address, metavar="[HOST]:PORT", help="serve the page at http://HOST:PORT/ beside the output "
+                      "(HOST default 127.0.0.1; any other address needs --view-token)")
+    page.add_argument("--view-token", metavar="TOKEN", help="required on every request to the page: open "
+                      "http://HOST:PORT/?token=TOKEN once (default: $FCN_EDGE_VIEW_TOKEN)")
     p.add_argument("--list-backends", action="store_true", help="print what this OpenCV/GStreamer can do and exit")
     return p
 
@@ -77,6 +95,7 @@ def run(args) -> int:
     from fcn_edge.runtime import RenderConfig
     from fcn_edge.video import PipelineConfig, ReconnectPolicy, SinkOptions, SourceOptions
     from fcn_edge.video.job import VideoJob, VideoRunConfig
+    from fcn_edge.video.web.config import ViewConfig, token_from_environment
 
     config = VideoRunConfig(
         model=model_or_default(args.model),
@@ -94,12 +113,15 @@ def run(args) -> int:
         sequential=args.sequential,
         headless=args.headless,
         output_fps=args.output_fps,
+        view=ViewConfig(args.view, token_from_environment(args.view_token)),
+        input_loop=args.input_loop,
     )
     if len(args.inputs) > 1:
         return _run_streams(args, config)
     with VideoJob(args.inputs, args.out or (), config) as job:
         print(f"model: {job.segmenter.description}", file=sys.stderr)
         print(job.route, file=sys.stderr)
+        _print_page(job.view)
         try:
             summary = job.run()
         finally:
@@ -121,7 +143,14 @@ def _run_streams(args, config) -> int:
         print(f"model: {job.description}", file=sys.stderr)
         for route in job.routes:
             print(route, file=sys.stderr)
+        _print_page(job.view)
         summary = job.run()
     print(summary.format(), file=sys.stderr)
     write_json_report(args.json, summary.to_dict())
     return 1 if summary.failed else 0
+
+
+def _print_page(view) -> None:
+    if view is not None:
+        print(f"page: {view.url}" + (" (open it once with ?token=TOKEN)" if view.config.token else ""),
+              file=sys.stderr, flush=True)

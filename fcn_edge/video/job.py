@@ -10,6 +10,10 @@ the run and finalise the output (:mod:`fcn_edge.video.signals`).
 
 Whether the model gives scores (for confidence-weighted smoothing) is asked of its
 ModelMeta once it is loaded, never guessed from the file name.
+
+The browser page (:mod:`fcn_edge.video.web`) is the output ``http://HOST:PORT/`` or, with
+``VideoRunConfig.view``, served beside any other output; it binds in :meth:`VideoJob.open`
+once the pipeline exists, and closes with the job.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Optional, Sequence
 from fcn_edge.errors import UsageError, VideoError
 from fcn_edge.runtime import DecodeConfig, LoadOptions, Segmenter
 from fcn_edge.video.capabilities import display_available
+from fcn_edge.video.looping import LoopingSource
 from fcn_edge.video.pipeline import PipelineConfig, VideoPipeline
 from fcn_edge.video.reconnect import ReconnectPolicy
 from fcn_edge.video.signals import stop_on_signals
@@ -29,6 +34,7 @@ from fcn_edge.video.sinks import FrameSink, SinkOptions, make_sink
 from fcn_edge.video.sources import FrameSource, SourceOptions
 from fcn_edge.video.stats import RunSummary
 from fcn_edge.video.uri import SinkSpec, SourceSpec, parse_sink, parse_source
+from fcn_edge.video.web.config import ViewConfig, page_config
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +42,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class VideoRunConfig:
     """What ``fcn-edge run`` does, as one value. ``model`` None: the default model;
-    ``reconnect`` None: a lost live source ends the run; ``output_fps`` None: the source's."""
+    ``reconnect`` None: a lost live source ends the run; ``output_fps`` None: the source's.
+    ``view``: the browser page (its address None: none unless the output is http://...);
+    ``input_loop``: play a file this many more times (-1: until stopped)."""
 
     model: Optional[Path] = None
     load: LoadOptions = field(default_factory=LoadOptions)
@@ -48,9 +56,11 @@ class VideoRunConfig:
     sequential: bool = False
     headless: bool = False
     output_fps: Optional[float] = None
+    view: ViewConfig = field(default_factory=ViewConfig)
+    input_loop: int = 0
 
 
-def output_uri(outputs: Sequence[str], headless: bool) -> str:
+def output_uri(outputs: Sequence[str], headless: bool, page: bool = False) -> str:
     """The one output of a run: the one given, else a window when there is a display, else null."""
     if len(outputs) > 1:
         raise VideoError(f"one output per input: {len(outputs)} given for one input")
@@ -60,7 +70,7 @@ def output_uri(outputs: Sequence[str], headless: bool) -> str:
         return outputs[0]
     if not headless and display_available():
         return "display://0"
-    if not headless:
+    if not headless and not page:
         log.warning("no display available and no output given: frames are processed but not shown or saved")
     return "null://"
 
@@ -79,12 +89,16 @@ class VideoJob:
                              "fcn_edge.video.multistream (MultiStreamJob, run_streams)")
         self.config = config
         self.source_spec: SourceSpec = parse_source(inputs[0])  # typos fail before anything opens
-        self.sink_spec: SinkSpec = parse_sink(output_uri(list(outputs), config.headless))
+        self.sink_spec: SinkSpec = parse_sink(output_uri(list(outputs), config.headless, config.view.address is not None))
+        self.view_config: Optional[ViewConfig] = page_config(self.sink_spec, config.view)
+        if config.input_loop and self.source_spec.is_live:
+            raise UsageError(f"--input-loop applies to files and image folders, not the live source {self.source_spec.uri!r}")
         self.segmenter = segmenter
         self._owns_segmenter = segmenter is None
         self.source: Optional[FrameSource] = None
         self.sink: Optional[FrameSink] = None
         self.pipeline: Optional[VideoPipeline] = None
+        self.view = None  # the page's ViewServer, once open
         self._ran = False
 
     @property
@@ -104,6 +118,8 @@ class VideoJob:
 
         config = self.config
         self.source = open_source(self.source_spec, config.source, config.reconnect)
+        if config.input_loop:
+            self.source = LoopingSource(self.source, config.input_loop)
         try:
             if self.segmenter is None:
                 self.segmenter = config.load.load(config.model, DecodeConfig(config.filter_mode))
@@ -116,6 +132,10 @@ class VideoJob:
                 on_toggle_stats=lambda: self.pipeline.toggle_stats(),
             )
             self.pipeline = VideoPipeline(self.source, self.segmenter, self.sink, config.pipeline)
+            if self.view_config is not None:
+                from fcn_edge.video.web import open_page
+
+                self.view = open_page(self.view_config, {"0": self.pipeline})
         except BaseException:
             self.close()
             raise
@@ -138,6 +158,9 @@ class VideoJob:
     def close(self) -> None:
         """Close what the run did not: the source and sink of a job that never ran, and the
         segmenter this job loaded."""
+        if self.view is not None:
+            self.view.close()
+            self.view = None
         if not self._ran:
             for part in (self.sink, self.source):
                 if part is not None:

@@ -32,6 +32,7 @@ from fcn_edge.errors import UsageError, VideoError
 from fcn_edge.runtime import DecodeConfig, Segmenter
 from fcn_edge.runtime.triton_uri import is_triton_uri
 from fcn_edge.video.job import VideoRunConfig
+from fcn_edge.video.looping import LoopingSource
 from fcn_edge.video.pipeline import GIL_SWITCH_INTERVAL_S, VideoPipeline
 from fcn_edge.video.signals import stop_on_signals
 from fcn_edge.video.sinks import FrameSink, make_sink
@@ -300,15 +301,19 @@ class MultiStreamJob:
         self.gather_s = gather_ms / 1e3
         self.source_specs: List[SourceSpec] = [parse_source(uri) for uri in inputs]
         self.sink_specs: List[SinkSpec] = [parse_sink(uri) for uri in stream_outputs(inputs, outputs)]
-        if any(spec.kind == "display" for spec in self.sink_specs):
-            raise UsageError("multi-stream runs write files or streams, not windows: give -o per input "
-                             "(video files, image folders, rtsp://...) or none")
+        if any(spec.kind in ("display", "page") for spec in self.sink_specs):
+            raise UsageError("multi-stream runs write files or streams, not windows or pages: give -o per input "
+                             "(video files, image folders, rtsp://...) or none, and --view [HOST]:PORT for one "
+                             "page showing every stream")
+        if config.input_loop and any(spec.is_live for spec in self.source_specs):
+            raise UsageError("--input-loop applies to files and image folders, not live sources")
         self.remote = is_triton_uri(config.model)
         self.sources: List[FrameSource] = []
         self.sinks: List[FrameSink] = []
         self.segmenters: List[Segmenter] = []
         self.batcher: Optional[FrameBatcher] = None
         self.pipelines: List[VideoPipeline] = []
+        self.view = None  # the page showing every stream (--view), once open
         self._summary: Optional[MultiStreamSummary] = None
         self._ran = False
 
@@ -331,7 +336,8 @@ class MultiStreamJob:
         config = self.config
         try:
             for spec in self.source_specs:
-                self.sources.append(open_source(spec, config.source, config.reconnect))
+                source = open_source(spec, config.source, config.reconnect)
+                self.sources.append(LoopingSource(source, config.input_loop) if config.input_loop else source)
             decode = DecodeConfig(config.filter_mode)
             for _ in range(len(self.source_specs) if self.remote else 1):
                 self.segmenters.append(config.load.load(config.model, decode))
@@ -345,6 +351,10 @@ class MultiStreamJob:
                 self.sinks.append(sink)
                 model = self.segmenters[i] if self.remote else self.batcher.attach()
                 self.pipelines.append(VideoPipeline(source, model, sink, config.pipeline))
+            if config.view.address is not None:  # one page, the streams as a grid
+                from fcn_edge.video.web import open_page
+
+                self.view = open_page(config.view, {str(i): p for i, p in enumerate(self.pipelines)})
         except BaseException:
             self.close()
             raise
@@ -395,7 +405,10 @@ class MultiStreamJob:
                 pipeline.segmenter.close()
 
     def close(self) -> None:
-        """Close what a run did not (sources and sinks of a job that never ran) and the model(s)."""
+        """Close what a run did not (sources and sinks of a job that never ran), the page and the model(s)."""
+        if self.view is not None:
+            self.view.close()
+            self.view = None
         if not self._ran:
             for part in self.sinks + self.sources:
                 try:

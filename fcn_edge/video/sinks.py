@@ -313,4 +313,4 @@ def make_sink(
         return WindowSink(options.window_title, on_quit, on_toggle_stats)
     if spec.kind == "network":
         return NetworkSink(spec.location, fps, options)
-    return NullSink(spec.uri)
+    return NullSink(spec.uri)  # null, and the page: its frames go through the pipeline's observer

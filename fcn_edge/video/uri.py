@@ -19,6 +19,7 @@ Outputs::
     out/  out/%05d.png                           image folders
     display://0                                  a window
     rtsp://server:8554/path  rtp://host:5000     network out via GStreamer
+    http://0.0.0.0:8080/                         the live page for browsers (fcn_edge.video.web)
     null://  (or null)                           discard, for benchmarks
 """
 
@@ -37,7 +38,7 @@ WRITABLE_VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 SOURCE_SCHEMES = ("file", "v4l2", "csi", "rtsp", "rtsps", "rtmp", "http", "https")
-SINK_SCHEMES = ("file", "display", "null", "rtsp", "rtp")
+SINK_SCHEMES = ("file", "display", "null", "rtsp", "rtp", "http")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.DOTALL)
 _DEVICE = re.compile(r"^/dev/video(\d+)$")
@@ -63,7 +64,7 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class SinkSpec:
-    """A parsed output. ``kind`` is one of video, images, display, network, null."""
+    """A parsed output. ``kind`` is one of video, images, display, network, page, null."""
 
     uri: str
     kind: str
@@ -151,6 +152,8 @@ def parse_sink(uri: Optional[str]) -> SinkSpec:
         if not rest:
             raise VideoError(f"{uri!r}: the URL has no host")
         return SinkSpec(uri, "network", uri)
+    if scheme in ("http", "https"):  # the page's address is checked by fcn_edge.video.web
+        return SinkSpec(uri, "page", uri)
     raise _unknown_scheme(uri, scheme, SINK_SCHEMES)
 
 
