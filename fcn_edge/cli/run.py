@@ -4,6 +4,10 @@ INPUT and OUTPUT are URIs (see fcn_edge.video.uri): files, image folders, /dev/v
 csi://0, rtsp://..., a GStreamer pipeline; OUTPUT a video file, an image folder,
 display://0, rtsp://..., or null. Without -o the result is shown in a window when a
 display exists; with --headless or no display it is discarded (a benchmark run).
+
+Exit codes: 0 complete; 1 failed at run time (a write failed, the source was lost for
+good); 2 bad input or usage; 130 or 143 stopped by SIGINT or SIGTERM (128 + signal) after
+the output was finalised. For a service (systemd), see the README.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from fcn_edge.cli.args import (
-    add_backend_options, add_input_size, add_json, add_model_option, add_out, add_visual_options, camera_size_wh,
-    load_options, model_or_default, non_negative_float, positive_float, positive_int, write_json_report,
+    add_backend_options, add_input_size, add_json, add_model_option, add_out, add_visual_options,
+    camera_size_wh, frame_rate, load_options, model_or_default, non_negative_float, positive_float, positive_int,
+    write_json_report,
 )
 
 
@@ -48,13 +54,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--drop-frames", choices=("auto", "always", "never"), default="auto", help="drop stale frames: auto = for live sources only")
     run.add_argument("--reconnect-timeout", type=non_negative_float, default=60.0, metavar="S", help="give up on a lost live source after S seconds (0: do not reconnect; default 60)")
     add_json(run, "write the run summary as JSON to FILE ('-': stdout)")
+    run.add_argument("--status", type=Path, metavar="FILE", help="keep a JSON health file (state, frames, drops, reconnects, "
+                     "last error, uptime, fps) up to date, rewritten atomically every --status-interval seconds")
+    run.add_argument("--status-interval", type=positive_float, default=5.0, metavar="S", help="seconds between status "
+                     "file updates (default 5)")
     io = p.add_argument_group("capture and encoding")
     io.add_argument("--capture-backend", choices=("auto", "gstreamer", "ffmpeg", "v4l2"), default="auto", help="OpenCV capture backend (auto: GStreamer for cameras/streams when cv2 has it)")
     io.add_argument("--camera-size", type=camera_size_wh, metavar="WxH", help="ask the camera for this size, WIDTHxHEIGHT as cameras are described, e.g. 1280x720")
-    io.add_argument("--camera-fps", type=positive_int, help="ask the camera for this frame rate")
+    io.add_argument("--camera-fps", type=positive_int, metavar="FPS", help="ask the camera for this frame rate")
     io.add_argument("--encoder", choices=("auto", "nvv4l2h264enc", "x264enc", "ffmpeg"), default="auto", help="video encoder (auto: nvv4l2h264enc on a Jetson, else OpenCV's FFmpeg)")
     io.add_argument("--bitrate", type=positive_int, default=8000, metavar="KBPS", help="H.264 bitrate in kbit/s (default 8000)")
-    io.add_argument("--output-fps", type=positive_float, help="frame rate written to the output (default: the source's, or 30)")
+    io.add_argument("--output-fps", type=frame_rate, metavar="FPS", help="frame rate written to the output (default: the source's, or 30)")
     p.add_argument("--list-backends", action="store_true", help="print what this OpenCV/GStreamer can do and exit")
     return p
 
@@ -88,6 +98,8 @@ def run(args) -> int:
         sequential=args.sequential,
         headless=args.headless,
         output_fps=args.output_fps,
+        status_path=args.status,
+        status_interval_s=args.status_interval,
     )
     with VideoJob(args.inputs, args.out or (), config) as job:
         print(f"model: {job.segmenter.description}", file=sys.stderr)
@@ -99,6 +111,5 @@ def run(args) -> int:
                 print(job.summary.format(), file=sys.stderr)
                 write_json_report(args.json, job.summary.to_dict())
     if summary.error:
-        print(f"fcn-edge run: {summary.error}", file=sys.stderr)
-        return 1
-    return 0
+        print(f"fcn-edge run: error: {summary.error}", file=sys.stderr)
+    return summary.exit_code  # 0; 1 on an error; 128 + signal when stopped by one (output finalised)
