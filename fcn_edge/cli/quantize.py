@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from fcn_edge.cli.args import (
-    add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, positive_float, positive_int,
+    add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, percent, positive_int,
 )
 
 log = logging.getLogger("fcn_edge.cli.quantize")
@@ -41,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_calib(q)
     q.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="percentile",
                    help="activation range: percentile of |x| (default: measured closest to FP32 on the default model); entropy = KL divergence as TensorRT's entropy calibrator; minmax")
-    q.add_argument("--percentile", type=positive_float, default=99.99, help="for --method percentile (default 99.99)")
+    q.add_argument("--percentile", type=percent, default=99.99, help="for --method percentile (default 99.99)")
     q.add_argument("--target", choices=("tensorrt", "onnxruntime"), default="tensorrt",
                    help="tensorrt: symmetric int8, zero point 0 (default); onnxruntime: uint8 activations fused into QLinearConv on CPU")
     q.add_argument("--weights", choices=("fake", "int8"),

@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 from typing import Tuple
 
-from fcn_edge.cli.args import add_batch, non_negative_int, positive_int, size_hw, size_hw_or_zero
+from fcn_edge.cli.args import (
+    add_batch, fraction, non_negative_float, non_negative_int, positive_float, positive_int, size_hw, size_hw_or_zero,
+)
 from fcn_edge.training.config import OPTIMIZERS, TrainConfig
 
 DEFAULTS = TrainConfig()
@@ -70,11 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--iters", type=positive_int, default=d.iters, help=f"iterations (default {d.iters})")
     add_batch(opt, "images per training step", default=d.batch_size)
     opt.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help=f"default {d.optimizer}")
-    opt.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr}); poly decay to 0")
-    opt.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay}")
-    opt.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (default 0.9)")
-    opt.add_argument("--poly-power", type=float, default=d.poly_power, help="default 0.9")
-    opt.add_argument("--warmup-iters", type=int, default=d.warmup_iters, help=f"linear warm-up (default {d.warmup_iters})")
+    opt.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default {d.lr}); poly decay to 0")
+    opt.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help=f"default {d.weight_decay}")
+    opt.add_argument("--momentum", type=fraction, default=d.momentum, help="SGD momentum (default 0.9)")
+    opt.add_argument("--poly-power", type=non_negative_float, default=d.poly_power, help="default 0.9")
+    opt.add_argument("--warmup-iters", type=non_negative_int, default=d.warmup_iters, help=f"linear warm-up (default {d.warmup_iters})")
     opt.add_argument("--scale-range", type=_range, default=d.scale_range, metavar="MIN,MAX",
                      help="random scale of the augmentation (default 0.75,1.5)")
     run = p.add_argument_group("run")
@@ -82,14 +84,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--save-to", type=Path, help="also copy the final model.pt here")
     run.add_argument("--resume", help="continue from a last.pt, with the settings it was started with")
     run.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, sample order and augmentation")
-    run.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads}: on 2 cores shared with other jobs, 1 thread "
+    run.add_argument("--threads", type=positive_int, default=d.threads, help=f"torch CPU threads (default {d.threads}: on 2 cores shared with other jobs, 1 thread "
                      "ran 10x faster than 2; give a dedicated machine all its cores)")
-    run.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (default 0: in-process)")
+    run.add_argument("--workers", type=non_negative_int, default=d.workers, help="data-loading processes (default 0: in-process)")
     run.add_argument("--device", type=_device, default=d.device, metavar="auto|cpu|N",
                      help="auto (the first GPU when torch sees one, else the CPU), cpu, or the CUDA device index N")
-    run.add_argument("--val-every", type=int, default=d.val_every, help=f"validate every N iterations (default {d.val_every})")
-    run.add_argument("--val-limit", type=int, help="validate on the first N val images only")
-    run.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="write last.pt every N iterations")
+    run.add_argument("--val-every", type=positive_int, default=d.val_every, help=f"validate every N iterations (default {d.val_every})")
+    run.add_argument("--val-limit", type=positive_int, help="validate on the first N val images only")
+    run.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every, help="write last.pt every N iterations")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
