@@ -9,12 +9,11 @@ here only, on the non-interactive Agg backend, so a headless Jetson can write th
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List
 
 from fcn_edge.artifacts.variants import split_variant
+from fcn_edge.atomic import atomic_path
 from fcn_edge.bench.runner import STAGES
 from fcn_edge.bench.sweep import BenchReport
 from fcn_edge.errors import FcnEdgeError
@@ -69,15 +68,8 @@ def write_plot(report: BenchReport, path: Path, dpi: int = 120) -> Path:
                      fontsize=10)
         fig.tight_layout()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=str(path.parent))
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:  # keeps the suffix, by which savefig picks the format
             fig.savefig(tmp, dpi=dpi)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
     return path

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import List, Sequence
 
-from fcn_edge.atomic import write_json_atomic
+from fcn_edge.atomic import write_json_atomic, write_text_atomic
 from fcn_edge.bench.runner import END_TO_END, STAGES, RunResult
 from fcn_edge.bench.sweep import BenchReport, VariantResult
 
@@ -172,20 +172,7 @@ def report_csv(report: BenchReport) -> str:
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(report_csv(report))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, report_csv(report))
 
 
 def write_json(report: BenchReport, path: Path, samples: bool = True) -> Path:
