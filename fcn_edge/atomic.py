@@ -10,8 +10,10 @@ in :mod:`fcn_edge.video.sinks`):
   named ``.<stem>.partial-<pid>-<token><suffix>``: hidden, with the output's suffix (ONNX,
   torch, numpy and FFmpeg choose a format by it), and with the writing process's id, so a
   later run can tell the leftovers of a killed run (the process is gone) from a file
-  another running process is writing. Before an output is written again, the leftovers of
-  dead processes for that same output are removed (:func:`remove_stale_temporaries`).
+  another running process is writing. The token starts with four hex digits of the host
+  name, so a folder shared between machines never has one machine judge another's
+  process ids. Before an output is written again, the leftovers of dead processes of this
+  host for that same output are removed (:func:`remove_stale_temporaries`).
 - The file is created with mode 0o666 and the process's umask applies, as for any file a
   program creates (``tempfile.mkstemp`` would make every output 0600).
 - An ``OSError`` while writing (disk full, read-only file system, permission denied, file
@@ -22,10 +24,12 @@ in :mod:`fcn_edge.video.sinks`):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
+import socket
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Mapping, Optional
 
@@ -33,13 +37,17 @@ from fcn_edge.errors import FcnEdgeError, OutputError, describe_os_error
 from fcn_edge.paths import PathLike
 
 TEMP_MARK = ".partial-"
-_TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})(?P<suffix>\.[^.]*)?$")
+# the token is optional: earlier fcn-edge named video temporaries .<stem>.partial-<pid><suffix>
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.*)\.partial-(?P<pid>\d+)(?:-(?P<token>[0-9a-f]{8}))?(?P<suffix>\.[^.]*)?$")
+
+
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:4]
 
 
 def temporary_path(final: PathLike, pid: Optional[int] = None) -> Path:
     """``out/clip.mp4`` -> ``out/.clip.partial-<pid>-<token>.mp4`` (not created)."""
     final = Path(final)
-    token = secrets.token_hex(4)
+    token = _HOST + secrets.token_hex(2)
     return final.with_name(f".{final.stem}{TEMP_MARK}{os.getpid() if pid is None else pid}-{token}{final.suffix}")
 
 
@@ -68,6 +76,9 @@ def _is_stale(entry: Path, final: Optional[Path]) -> bool:
         return False
     if final is not None and (match.group("stem") != final.stem or (match.group("suffix") or "") != final.suffix):
         return False
+    token = match.group("token")
+    if token is not None and token[:4] != _HOST:
+        return False  # another machine's (a shared folder): its process ids are not ours to judge
     pid = int(match.group("pid"))
     return pid != os.getpid() and not process_alive(pid)
 
@@ -118,7 +129,8 @@ def output_error(final: PathLike, exc: OSError, kept: bool = True) -> OutputErro
     """``exc`` as one line naming the output ``final`` and the cause."""
     final = Path(final)
     tail = f"; the previous {final.name} was kept" if kept and final.exists() else ""
-    return OutputError(f"{final}: cannot write: {describe_os_error(exc, final)}{tail}")
+    temporary = exc.filename is not None and temporary_owner(os.fsdecode(exc.filename)) is not None
+    return OutputError(f"{final}: cannot write: {describe_os_error(exc, final, name_file=not temporary)}{tail}")
 
 
 def prepare_folder(final: PathLike) -> None:

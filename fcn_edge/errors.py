@@ -123,9 +123,10 @@ _CAUSES = {
 }
 
 
-def describe_os_error(exc: OSError, path: Optional[object] = None) -> str:
+def describe_os_error(exc: OSError, path: Optional[object] = None, name_file: bool = True) -> str:
     """'<cause> [ERRNO]' of an OSError, e.g. 'no space left on the device (the disk is
-    full) [ENOSPC]'; with the file the error names when that is not ``path``."""
+    full) [ENOSPC]'; with the file the error names when that is not ``path`` (unless
+    ``name_file`` is False: a temporary file the user never asked about)."""
     code = exc.errno
     cause = _CAUSES.get(code) if code is not None else None
     if cause is None:
@@ -134,7 +135,7 @@ def describe_os_error(exc: OSError, path: Optional[object] = None) -> str:
     name = errno.errorcode.get(code, "") if code is not None else ""
     text = f"{cause} [{name}]" if name else cause
     named = exc.filename
-    if named is not None and (path is None or os.fspath(named) != os.fspath(path)):
+    if name_file and named is not None and (path is None or os.fspath(named) != os.fspath(path)):
         text += f" ({os.fsdecode(named)})"
     return text
 

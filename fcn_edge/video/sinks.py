@@ -115,7 +115,9 @@ class VideoFileSink:
         if suffix not in FFMPEG_FOURCCS:
             raise VideoInputError(f"{path}: cannot write {suffix!r} video; use one of {tuple(FFMPEG_FOURCCS)}")
         prepare_folder(self.final_path)
-        remove_stale_temporaries(self.final_path)
+        # every dead run's leftovers in the folder, not only this name's: a service names its
+        # videos by their start time, so no later run writes a killed run's name again
+        remove_stale_temporaries(self.final_path.parent)
         self._tmp: Optional[Path] = create_temporary(self.final_path)  # an unwritable folder fails here
 
     @property
