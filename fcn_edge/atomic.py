@@ -12,8 +12,10 @@ in :mod:`fcn_edge.video.sinks`):
   later run can tell the leftovers of a killed run (the process is gone) from a file
   another running process is writing. The token starts with four hex digits of the host
   name, so a folder shared between machines never has one machine judge another's
-  process ids. Before an output is written again, the leftovers of dead processes of this
-  host for that same output are removed (:func:`remove_stale_temporaries`).
+  process ids. The first time a process writes into a folder, the leftovers of dead
+  processes of this host in it are removed (:func:`sweep_folder`): a killed run's
+  temporaries go when that output, or any other, is next written there; once per folder,
+  so writing thousands of images into one folder lists it once.
 - The file is created with mode 0o666 and the process's umask applies, as for any file a
   program creates (``tempfile.mkstemp`` would make every output 0600).
 - An ``OSError`` while writing (disk full, read-only file system, permission denied, file
@@ -30,6 +32,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Mapping, Optional
 
@@ -86,10 +89,10 @@ def _is_stale(entry: Path, final: Optional[Path]) -> bool:
 def remove_stale_temporaries(target: PathLike) -> List[Path]:
     """Remove the temporaries that killed fcn-edge processes left behind; returns them.
 
-    ``target`` an output file: only that output's temporaries; a folder: every temporary
-    in it (an image folder sink writes thousands of names). Temporaries of live processes,
-    of this process, and files not named by :func:`temporary_path` are never touched. A
-    temporary that cannot be removed (a read-only folder) is left; writing will report it.
+    ``target`` an output file: only that output's temporaries; a folder: every one in it.
+    Temporaries of live processes, of this process, of other hosts, and files not named by
+    :func:`temporary_path` are never touched. A temporary that cannot be removed (a
+    read-only folder) is left; writing there will report the fault.
     """
     target = Path(target)
     folder, final = (target, None) if target.is_dir() else (target.parent, target)
@@ -106,6 +109,20 @@ def remove_stale_temporaries(target: PathLike) -> List[Path]:
                 continue
             removed.append(entry)
     return removed
+
+
+_SWEPT: set = set()
+_SWEPT_LOCK = threading.Lock()
+
+
+def sweep_folder(folder: PathLike) -> List[Path]:
+    """:func:`remove_stale_temporaries` of ``folder``, the first time this process asks."""
+    key = os.path.abspath(folder)
+    with _SWEPT_LOCK:
+        if key in _SWEPT:
+            return []
+        _SWEPT.add(key)
+    return remove_stale_temporaries(Path(folder)) if Path(folder).is_dir() else []
 
 
 def create_temporary(final: PathLike) -> Path:
@@ -181,8 +198,7 @@ def fsync_file(path: PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike, verify: Optional[Callable[[Path], None]] = None, fsync: bool = False,
-                clean_stale: bool = True) -> Iterator[Path]:
+def atomic_path(path: PathLike, verify: Optional[Callable[[Path], None]] = None, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
 
     The temporary exists (empty) when the block starts and keeps ``path``'s suffix.
@@ -192,8 +208,7 @@ def atomic_path(path: PathLike, verify: Optional[Callable[[Path], None]] = None,
     """
     path = Path(path)
     prepare_folder(path)
-    if clean_stale:
-        remove_stale_temporaries(path)
+    sweep_folder(path.parent)
     tmp = create_temporary(path)
     try:
         yield tmp
@@ -219,10 +234,10 @@ def _check_size(final: Path, expected: int) -> Callable[[Path], None]:
     return verify
 
 
-def write_bytes_atomic(path: PathLike, data: bytes, fsync: bool = False, clean_stale: bool = True) -> Path:
+def write_bytes_atomic(path: PathLike, data: bytes, fsync: bool = False) -> Path:
     """``data`` into ``path`` atomically, its size checked before the rename; ``fsync``
     first for files that must survive power loss."""
-    with atomic_path(path, verify=_check_size(Path(path), len(data)), fsync=fsync, clean_stale=clean_stale) as tmp:
+    with atomic_path(path, verify=_check_size(Path(path), len(data)), fsync=fsync) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
     return Path(path)

@@ -50,24 +50,27 @@ def test_temporary_names_carry_the_pid_and_the_suffix(tmp_path):
     assert temporary_owner(".clip.partial-4242.mp4") == 4242  # the older video naming
 
 
-def test_only_stale_temporaries_of_the_same_output_are_removed(tmp_path):
+def test_a_write_sweeps_dead_runs_temporaries_from_its_folder_once(tmp_path):
     dead = _dead_pid()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         out = tmp_path / "out.mp4"
         stale = temporary_path(out, pid=dead)
         old_style = tmp_path / f".out.partial-{dead}.mp4"
+        other_output = temporary_path(tmp_path / "run-20261128.mp4", pid=dead)  # a service's older file
         running = temporary_path(out, pid=live.pid)
-        other_output = temporary_path(tmp_path / "other.mp4", pid=dead)
         other_host = tmp_path / f".out.partial-{dead}-ffff0000.mp4"
         unrelated = tmp_path / ".out.mp4.swp"
-        for path in (stale, old_style, running, other_output, other_host, unrelated):
+        for path in (stale, old_style, other_output, running, other_host, unrelated):
             path.write_bytes(b"x")
         write_bytes_atomic(out, b"new")
         left = sorted(p.name for p in tmp_path.iterdir())
-        assert left == sorted(p.name for p in (out, running, other_output, other_host, unrelated))
-        # a folder (an image sink) sweeps every output's leftovers of dead processes, once
-        assert remove_stale_temporaries(tmp_path) == [other_output]
+        assert left == sorted(p.name for p in (out, running, other_host, unrelated))
+        late = temporary_path(out, pid=dead)  # appears after this process swept the folder
+        late.write_bytes(b"x")
+        write_bytes_atomic(out, b"newer")  # once per folder: thousands of images list it once
+        assert late.exists()
+        assert remove_stale_temporaries(out) == [late]  # the explicit call, for one output
     finally:
         live.kill()
         live.wait()

@@ -2,6 +2,7 @@
 """Soak test: many frames through the pipelined video loop, watching the process's memory.
 
     python tools/soak.py                          # 100,000 frames, default model at 128x160
+    python tools/soak.py --export-architecture fcn8s_tiny --input-size 64x80   # faster (needs torch)
     python tools/soak.py --frames 300000 --smooth 0.5 --json soak.json
     python tools/soak.py --model m.onnx --input-size 32x48
 
@@ -113,6 +114,9 @@ def growth_per_10k(samples: List[Tuple[int, int, float]], after: int) -> Tuple[f
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="ONNX or engine (default: the shipped default model)")
+    p.add_argument("--export-architecture", metavar="NAME",
+                   help="export this registry architecture (random weights, fused, mask out) and soak it, "
+                   "e.g. fcn8s_tiny; needs torch")
     p.add_argument("--input-size", default="128x160", help="network input size HxW (default 128x160)")
     p.add_argument("--frame-size", default="120x160", help="frame size HxW (default 120x160)")
     p.add_argument("--frames", type=int, default=100_000, help="frames to run (default 100,000)")
@@ -133,7 +137,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.frames <= args.warmup:
         p.error("--frames must exceed --warmup")
     input_size, frame_size = parse_hw(args.input_size), parse_hw(args.frame_size)
-    segmenter = load_segmenter(args.model, input_size=input_size, threads=args.threads)
+    model = args.model
+    if args.export_architecture:  # in a child process: torch stays out of the measured one
+        import subprocess
+        import tempfile
+
+        model = Path(tempfile.mkdtemp(prefix="fcn-edge-soak-")) / f"{args.export_architecture}.onnx"
+        code = ("import sys; from fcn_edge.export import ExportConfig, export_architecture; "
+                f"export_architecture({args.export_architecture!r}, sys.argv[1], ExportConfig(input_size={input_size!r}, "
+                "fuse_preprocess=True, output='mask', dynamic_batch=False, dynamic_shape=False, check_parity=False))")
+        subprocess.run([sys.executable, "-c", code, str(model)], check=True, cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))
+    segmenter = load_segmenter(model, input_size=input_size, threads=args.threads)
     sink = SamplingSink(args.sample_every)
     config = PipelineConfig(render=RenderConfig(legend=True), show_stats=not args.no_stats,
                             max_frames=args.frames, smoothing_alpha=args.smooth)
@@ -159,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "rss_min_after_warmup_mb": round(min(r for f, r, _ in samples if f >= args.warmup) / mb, 2) if warm else None,
         "rss_max_after_warmup_mb": round(max(r for f, r, _ in samples if f >= args.warmup) / mb, 2) if warm else None,
         "growth_per_10k_frames_mb": round(slope / mb, 4), "growth_fit_points": points,
-        "stats_state_kb": round(pipeline.stages.state_bytes() / 1024, 1),
+        "stats_state_kb": round(pipeline.stages.state_bytes() / 1024, 1) if hasattr(pipeline.stages, "state_bytes") else None,
         "dropped": summary.dropped,
     }
     print(f"frames            {figures['frames']:,} in {figures['seconds']} s ({figures['fps']} FPS)")

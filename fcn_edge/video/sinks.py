@@ -27,8 +27,7 @@ from typing import Callable, Optional, Protocol, Tuple, Union
 import numpy as np
 
 from fcn_edge.atomic import (
-    create_temporary, fsync_file, output_error, prepare_folder, remove_stale_temporaries, space_fault,
-    write_bytes_atomic,
+    create_temporary, fsync_file, output_error, prepare_folder, space_fault, sweep_folder, write_bytes_atomic,
 )
 from fcn_edge.errors import OutputError, VideoError, VideoInputError, describe_os_error
 from fcn_edge.optional import require
@@ -117,7 +116,7 @@ class VideoFileSink:
         prepare_folder(self.final_path)
         # every dead run's leftovers in the folder, not only this name's: a service names its
         # videos by their start time, so no later run writes a killed run's name again
-        remove_stale_temporaries(self.final_path.parent)
+        sweep_folder(self.final_path.parent)
         self._tmp: Optional[Path] = create_temporary(self.final_path)  # an unwritable folder fails here
 
     @property
@@ -274,7 +273,7 @@ class ImageFolderSink:
             ext = options.image_extension if options.image_extension.startswith(".") else "." + options.image_extension
             self.folder, self.pattern = Path(text), f"%08d{ext}"
         prepare_folder(self.folder / self.pattern)
-        remove_stale_temporaries(self.folder)  # once here, not per frame: a folder may hold thousands
+        sweep_folder(self.folder)
         create_temporary(self.folder / self.pattern).unlink()  # an unwritable folder fails before the first frame
 
     @property
@@ -290,7 +289,7 @@ class ImageFolderSink:
         ok, data = cv2.imencode(suffix, frame, params)
         if not ok:
             raise VideoError(f"{target}: OpenCV could not encode a {suffix} image")
-        write_bytes_atomic(target, data.tobytes(), clean_stale=False)
+        write_bytes_atomic(target, data.tobytes())
         self.frames_written += 1
 
     def close(self) -> None:
