@@ -118,8 +118,8 @@ class VideoJob:
         from fcn_edge.video import open_source
 
         config = self.config
-        self.source = open_source(self.source_spec, config.source, config.reconnect)
         try:
+            self.source = open_source(self.source_spec, config.source, config.reconnect)
             if self.segmenter is None:
                 self.segmenter = config.load.load(config.model, DecodeConfig(config.filter_mode))
             if config.pipeline.smoothing_alpha is not None and not self.segmenter.meta.fused_argmax:
@@ -191,11 +191,7 @@ class VideoJob:
             status.finish("finished", 0, None, stopped_by="closed before running")
 
     def __enter__(self) -> "VideoJob":
-        try:
-            return self.open() if self.pipeline is None else self
-        except BaseException as exc:
-            self._finish_status(exc)
-            raise
+        return self.open() if self.pipeline is None else self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(exc)

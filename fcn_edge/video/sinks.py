@@ -205,7 +205,11 @@ class VideoFileSink:
         if self._finished is not None or self._failed:
             raise VideoError(f"{self.final_path}: write() after close() or a failed write")
         if self._writer is None:
-            self._open(frame)
+            try:
+                self._open(frame)
+            except BaseException:
+                self._failed = True  # close() removes the temporary without a "no frames" warning
+                raise
         if (frame.shape[1], frame.shape[0]) != self._size:
             if not self._resize_warned:
                 log.warning("%s: frames change size; resizing to the first frame's %s", self.final_path, self._size)

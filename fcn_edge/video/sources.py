@@ -2,9 +2,11 @@
 
 A source hands out BGR uint8 frames one at a time from ``read()``; ``None`` means the end
 of a file (with a warning when the file ends before the frame count its container
-declares: a recording cut short), or a lost live source (the reconnecting wrapper in :mod:`.reconnect` turns
-that into a reconnect with backoff). Opening fails with :class:`VideoError` naming the
-source and, where it is the cause, the missing OpenCV backend and what to install.
+declares: a recording cut short), or a lost live source (the reconnecting wrapper in
+:mod:`.reconnect` turns that into a reconnect with backoff). Opening fails with
+:class:`VideoError` naming the source and, where it is the cause, the missing OpenCV
+backend and what to install; a file that is not a readable video, or an option that does
+not apply, is :class:`VideoInputError` (bad input, exit code 2).
 """
 
 from __future__ import annotations
