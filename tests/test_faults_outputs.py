@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from fault_injection import (
@@ -134,10 +135,14 @@ def test_file_size_limit_on_image_and_onnx_outputs(assets, tmp_path):
     line = seg.one_line_error()
     assert seg.rc == 1 and "cannot write: file too large" in line and ".overlay.png" in line, line
     for picture in (tmp_path / "seg").glob("*.png"):  # those written before the limit are whole
-        import cv2
-
         assert cv2.imread(str(picture)) is not None, picture
     assert temporaries(tmp_path / "seg") == []
+
+    frames = fcn_edge(["run", assets["clip"], "-o", tmp_path / "frames", "--model", assets["model"], "--headless"],
+                      cwd=tmp_path, fsize=2048)  # an image-folder output of `run`: each JPEG is larger
+    line = frames.one_line_error()
+    assert frames.rc == 1 and f"{tmp_path / 'frames'}/00000000.jpg: cannot write: file too large" in line, line
+    assert list((tmp_path / "frames").iterdir()) == []  # no part-written picture under any name
 
     unfused = make_tiny_onnx(tmp_path / "m.onnx")
     previous = tmp_path / "m.int8.onnx"
