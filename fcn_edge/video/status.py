@@ -9,7 +9,7 @@ run is alive and healthy::
      "frames_in": 1047312, "frames_out": 1047290, "dropped": 22, "reconnects": 1,
      "fps": 29.97, "fps_mean": 29.99, "last_error": "lost 'csi://0'; reconnecting",
      "last_error_at": "2026-11-29T12:03:44Z", "stopped_by": null, "exit_code": null,
-     "interval_s": 5.0}
+     "output": null, "interval_s": 5.0}
 
 ``state`` is starting (opening the source, loading the model), running, then finished,
 interrupted (a signal; the output was finalised) or failed; ``exit_code`` is set when the
@@ -88,7 +88,7 @@ class StatusFile:
             "schema": SCHEMA, "state": "starting", "pid": os.getpid(), "started_at": utc_stamp(self._started),
             "interval_s": self.interval_s, "frames_in": 0, "frames_out": 0, "dropped": 0, "reconnects": 0,
             "fps": None, "fps_mean": None, "last_error": None, "last_error_at": None, "stopped_by": None,
-            "exit_code": None,
+            "exit_code": None, "output": None,
         }
         self._lock = threading.Lock()
         self._stop = threading.Event()
