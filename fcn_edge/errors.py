@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from typing import Optional
 
 EXIT_OK = 0
@@ -145,7 +146,7 @@ def exit_code_of(exc: BaseException) -> int:
     if isinstance(exc, FcnEdgeError):
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
-        return EXIT_SIGNAL_BASE + 2  # SIGINT
+        return EXIT_SIGNAL_BASE + int(signal.SIGINT)
     if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
         return EXIT_BAD_INPUT
     return EXIT_FAILED
