@@ -24,11 +24,12 @@ COMMANDS = (
 EXIT_CODES = """\
 exit codes:
   0    complete
-  1    failed at run time (file system: disk full, read-only, permission denied, file
-       too large; a camera or stream; an encoder; a TensorRT build; a failed check)
-  2    bad input or usage (arguments, a missing or malformed model, meta, sidecar,
-       checkpoint or dataset, an engine built for another TensorRT or GPU, a missing package)
-  130  interrupted by SIGINT (143: SIGTERM); `run` finalised its output first
+  1    failed at run time: the file system (disk full, read-only, permission denied, file
+       too large), a camera, stream or encoder, memory; running again may succeed
+  2    bad input or usage: fcn-edge refused the arguments, a model, meta, sidecar,
+       checkpoint, dataset or video file, an engine built for another TensorRT or GPU,
+       a request a step cannot honour, a missing package
+  130  interrupted by SIGINT (run: 143 SIGTERM, 129 SIGHUP), after finalising the output
 errors are one line on stderr; -v adds the traceback.
 """
 
