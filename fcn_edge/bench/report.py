@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import List, Sequence
 
-from fcn_edge.atomic import write_bytes_atomic
+from fcn_edge.atomic import write_text_atomic
 from fcn_edge.bench.runner import END_TO_END, STAGES, RunResult
 from fcn_edge.bench.sweep import BenchReport, VariantResult
 
@@ -187,7 +187,7 @@ def report_csv(report: BenchReport) -> str:
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
-    return write_bytes_atomic(path, report_csv(report).encode())
+    return write_text_atomic(path, report_csv(report))
 
 
 def warnings_of(report: BenchReport) -> List[str]:

@@ -12,6 +12,7 @@ the way cameras are described. ``--alpha`` is 0-255 as in jetson-inference's seg
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -22,6 +23,7 @@ BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 VISUALIZE_CHOICES = ("overlay", "mask", "both")
 FILTER_MODES = ("point", "linear")
 DEFAULT_ALPHA = 150
+MIN_FPS, MAX_FPS = 0.01, 1000.0
 
 
 # -- argument types: each raises ArgumentTypeError, which argparse prints with the usage -----
@@ -58,13 +60,21 @@ def camera_size_wh(text: str) -> Tuple[int, int]:
 
 
 def _number(text: str, kind: type, low: float, what: str):
+    """``text`` as ``kind``, at least ``low`` and finite: every count, size, rate and
+    duration the CLI takes is refused at the parser when zero or negative where it must
+    be positive, and when NaN or infinite (an endless benchmark, a codec asked for inf FPS)."""
     try:
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < low or value != value:  # NaN fails the second test
+    if not (value >= low and math.isfinite(value)):  # NaN fails both
         raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return value
+
+
+def loop_count(text: str) -> int:
+    """``--input-loop``: how many more times to play a file, 0 or more, or -1 for ever."""
+    return _number(text, int, -1, "a count >= 0, or -1 for ever")
 
 
 def positive_int(text: str) -> int:
@@ -84,6 +94,31 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, "a number >= 0")
+
+
+def frame_rate(text: str) -> float:
+    """Frames per second written to a video: 0.01 to 1000 (outside it OpenCV's FFmpeg
+    writer fails to open, measured, and the codec would be blamed)."""
+    value = positive_float(text)
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"expected a frame rate of {MIN_FPS:g} to {MAX_FPS:g} frames per second, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1), e.g. SGD momentum."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def percent(text: str) -> float:
+    """A percentage in (0, 100]."""
+    value = positive_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {text}")
+    return value
 
 
 def alpha_255(text: str) -> float:

@@ -149,17 +149,19 @@ class VideoPipeline:
         self._observers.append(observer)
 
     @property
-    def dropped(self) -> int:
-        """Frames dropped so far: stale live frames replaced in the queue, and frames discarded by an abort."""
-        return (self._capture_queue.dropped if self._capture_queue is not None else 0) + self.discarded
-
-    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
     @property
     def summary(self) -> Optional[RunSummary]:
         return self._summary
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped so far: stale live frames replaced in the capture queue, and frames
+        discarded by an abort (what the summary reports at the end)."""
+        queue = self._capture_queue
+        return (queue.dropped if queue is not None else 0) + self.discarded
 
     def _fail(self, exc: BaseException) -> None:
         with self._error_lock:
@@ -363,7 +365,7 @@ class VideoPipeline:
                 errors.append(exc)
         if errors and self._error is None:
             self._error = errors[0]
-        dropped = (self._capture_queue.dropped if self._capture_queue is not None else 0) + self.discarded
+        dropped = self.dropped
         source_error = getattr(self.source, "error", None)
         self._summary = RunSummary(
             source=str(getattr(self.source, "uri", "?")),
