@@ -47,6 +47,11 @@ HINTS = {
     "h5py": InstallHint("pip install h5py  (reads Keras .h5 / .weights.h5 / .keras weights)",
                         "pip install h5py, or sudo apt install python3-h5py"),
     "matplotlib": InstallHint("pip install 'fcn-edge[plot]'  (or: pip install matplotlib)"),
+    "tritonclient": InstallHint("pip install 'tritonclient[grpc,http]'  (or: pip install 'fcn-edge[triton]')"),
+    "pytriton": InstallHint(
+        "pip install nvidia-pytriton  (or: pip install 'fcn-edge[serve]'), in a venv made from a Python with a "
+        "shared libpython, e.g. /usr/bin/python3 -m venv ~/triton-venv"
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""What runs on a Jetson without torch: every runtime, video, bench, evaluate and artifacts
+"""What runs on a Jetson without torch: every runtime, video, bench, evaluate, artifacts and serve
 module imports without pulling torch or the build-time layers, ONNX models segment without
 torch, and ``fcn-edge segment`` runs the default model with torch made unimportable."""
 
@@ -15,7 +15,8 @@ import pytest
 from tiny_models import make_tiny_onnx, sample_frame
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("fcn_edge.runtime", "fcn_edge.video", "fcn_edge.bench", "fcn_edge.evaluate", "fcn_edge.artifacts")
+PACKAGES = ("fcn_edge.runtime", "fcn_edge.video", "fcn_edge.bench", "fcn_edge.evaluate", "fcn_edge.artifacts",
+            "fcn_edge.serve")
 BUILD_TIME = ("torch", "fcn_edge.engine", "fcn_edge.precision", "fcn_edge.export", "fcn_edge.models")
 
 # Makes `import torch` fail in the child, as on a machine without it.

@@ -64,7 +64,7 @@ def test_headless_without_output_discards(assets, capsys):
     (["{clip}", "-o", "out.wav"], "cannot tell what to write from the extension '.wav'"),
     (["{clip}", "-o", "null", "--ignore-class", "tree"], "'tree' is not a class of this model"),
     (["{clip}", "-o", "a.mp4", "-o", "b.mp4"], "one output per input: 2 given"),
-    (["{clip}", "{clip}"], "one input per run for now, 2 given"),
+    (["{clip}", "{clip}", "-o", "one.avi"], "2 inputs and one output 'one.avi'"),
     ([], "no input: give a file"),
     (["{clip}", "-o", "null", "--filter-mode", "linear", "--model", "{fused}"], "filter_mode='linear' has no scores"),
 ])
@@ -118,7 +118,7 @@ def test_smoothing_asks_the_meta_whether_the_model_gives_scores(assets, model, c
 def test_video_job_refuses_contradictions_before_opening_anything(assets):
     with pytest.raises(VideoError, match="headless and the output display:// contradict"):
         VideoJob([str(assets["clip"])], ["display://0"], VideoRunConfig(headless=True))
-    with pytest.raises(UsageError, match="one input per run"):
+    with pytest.raises(UsageError, match="a VideoJob runs one input.*MultiStreamJob"):
         VideoJob(["a.mp4", "b.mp4"])
 
 
@@ -130,7 +130,8 @@ def test_list_backends(capsys):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finalises_a_playable_video(assets, tmp_path, signum):
-    """Interrupt a real `fcn-edge run` mid-file: the MP4 is finalised, renamed and plays."""
+    """Interrupt a real `fcn-edge run` mid-file: the MP4 is finalised, renamed and plays, and
+    the exit code is 128 + the signal."""
     clip = write_clip(tmp_path / "long.avi", 1500)
     out = tmp_path / "interrupted.mp4"
     summary_json = tmp_path / "summary.json"
@@ -140,16 +141,17 @@ def test_signal_finalises_a_playable_video(assets, tmp_path, signum):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".interrupted.partial-*.mp4")):  # writing has begun
+    while not any(p.stat().st_size for p in tmp_path.glob(".interrupted.partial-*.mp4")):  # writing has begun
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(0.2)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 128 + signum, err
     summary = json.loads(summary_json.read_text())
     assert summary["stopped_by"] == f"{signal.Signals(signum).name} received", err
+    assert summary["stop_signal"] == signum
     assert 0 < summary["frames_out"] < 1500
     assert summary["frames_out"] == summary["frames_in"]  # drained: nothing read was lost
     assert len(read_all(out)) == summary["frames_out"]

@@ -38,3 +38,20 @@ def trt_dtype_name(trt_dtype: Any) -> str:
     """``trt.DataType.HALF`` (or its repr) -> "float16"."""
     member = getattr(trt_dtype, "name", None) or str(trt_dtype).split(".")[-1]
     return TRT_TYPES.get(member, member.lower())
+
+
+# name -> Triton's DataType (model configs); requests spell it without "TYPE_" ("UINT8").
+TRITON_TYPES = {
+    "bool": "TYPE_BOOL", "uint8": "TYPE_UINT8", "int8": "TYPE_INT8", "int16": "TYPE_INT16",
+    "int32": "TYPE_INT32", "int64": "TYPE_INT64", "float16": "TYPE_FP16", "float32": "TYPE_FP32",
+    "float64": "TYPE_FP64", "bfloat16": "TYPE_BF16",
+}
+
+
+def triton_dtype_name(type_name: str) -> str:
+    """``TYPE_UINT8`` or ``UINT8`` -> "uint8"."""
+    wanted = type_name if type_name.startswith("TYPE_") else f"TYPE_{type_name}"
+    for name, triton in TRITON_TYPES.items():
+        if triton == wanted:
+            return name
+    return type_name

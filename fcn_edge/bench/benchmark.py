@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from fcn_edge.artifacts.shapes import Size
@@ -60,7 +59,7 @@ class BenchConfig:
 
     def variants(self, models: Sequence[PathLike]) -> List[Variant]:
         """Every (model variant, input size, backend) to time, model-major."""
-        files = expand_models([Path(m) for m in models], self.precisions or None)
+        files = expand_models(list(models), self.precisions or None)  # a triton:// URI stays text
         return expand_variants(files, self.backends, self.input_sizes, self.providers, self.threads,
                                self.device, self.cuda_graph, self.cuda)
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import List, Sequence
 
-from fcn_edge.atomic import write_bytes_atomic
+from fcn_edge.atomic import write_text_atomic
 from fcn_edge.bench.runner import END_TO_END, STAGES, RunResult
 from fcn_edge.bench.sweep import BenchReport, VariantResult
 
@@ -68,6 +68,10 @@ def format_variant(variant: VariantResult) -> str:
         acc = variant.accuracy
         lines.append(f"accuracy: mean IU {acc.mean_iu * 100:.2f}%, pixel accuracy "
                      f"{acc.pixel_accuracy * 100:.2f}% on {acc.images} images of {acc.dataset}")
+    for batch, stats in variant.server.items():
+        run = variant.run_at(batch)
+        lines.append(f"server at batch {batch} (Triton statistics, warm-up included): {stats.describe()}; "
+                     f"client end-to-end mean {run.end_to_end.mean:.2f} ms per call")
     if variant.trtexec:
         t = variant.trtexec
         ours = variant.latency_run.end_to_end.mean
@@ -183,7 +187,7 @@ def report_csv(report: BenchReport) -> str:
 
 
 def write_csv(report: BenchReport, path: Path) -> Path:
-    return write_bytes_atomic(path, report_csv(report).encode())
+    return write_text_atomic(path, report_csv(report))
 
 
 def warnings_of(report: BenchReport) -> List[str]:

@@ -42,7 +42,7 @@ _VARIANT = {
         "model": {"type": "string"},
         "architecture": {"type": "string"},
         "precision": {"type": "string", "enum": ["fp32", "fp16", "int8"]},
-        "backend": {"type": "string", "enum": ["tensorrt", "onnxruntime", "torch"]},
+        "backend": {"type": "string", "enum": ["tensorrt", "onnxruntime", "torch", "triton"]},
         "backend_description": {"type": "string"},
         "input_size": _SIZE,
         "fused_preprocess": {"type": "boolean"},
@@ -57,6 +57,10 @@ _VARIANT = {
                     "required": ["metrics", "throughput_qps", "overhead_ratio"],
                     "properties": {"overhead_ratio": _NUM}},
         "notes": {"type": "array", "items": {"type": "string"}},
+        # a triton:// model: the server's counters per batch size (Triton statistics API)
+        "server": {"type": ["object", "null"],
+                   "additionalProperties": {"type": "object",
+                                            "required": ["inference_count", "execution_count", "queue_ms", "compute_ms"]}},
     },
 }
 REPORT_SCHEMA: Dict[str, Any] = {

@@ -54,6 +54,7 @@ class VariantResult:
     accuracy: Optional[Accuracy] = None
     trtexec: Optional[TrtexecSummary] = None
     notes: Tuple[str, ...] = field(default_factory=tuple)
+    server: Dict[int, Any] = field(default_factory=dict)  # batch -> ServerStats of a triton:// model
 
     @property
     def label(self) -> str:
@@ -88,6 +89,7 @@ class VariantResult:
             "accuracy": self.accuracy.as_dict() if self.accuracy else None,
             "trtexec": None,
             "notes": list(self.notes),
+            "server": {str(b): stats.as_dict() for b, stats in self.server.items()} or None,
         }
         if self.trtexec is not None:
             out["trtexec"] = {**self.trtexec.as_dict(),
@@ -134,13 +136,20 @@ def evaluate_accuracy(segmenter, dataset, limit: Optional[int] = None) -> Accura
 
 
 def _load(variant: Variant):
-    """The variant's Segmenter; providers go to an ONNX model only, a CUDA graph to an
-    engine only (the only files those backends run), so one sweep can mix both."""
+    """The variant's Segmenter; providers go to an ONNX model only, a CUDA graph and the CUDA
+    library to an engine only (the only files those backends run), devices to neither for a
+    triton:// model (the server has its own), so one sweep can mix them all."""
     from fcn_edge.artifacts import model_kind
     from fcn_edge.runtime import load_segmenter
+    from fcn_edge.runtime.triton_uri import is_triton_uri
 
-    kind = model_kind(variant.model).kind
-    kwargs: Dict[str, Any] = {"input_size": variant.input_size, "device": variant.device, "threads": variant.threads}
+    if is_triton_uri(variant.model):  # the server decides devices and providers
+        kind = "triton"
+    else:
+        kind = model_kind(variant.model).kind
+    kwargs: Dict[str, Any] = {"input_size": variant.input_size, "threads": variant.threads}
+    if kind != "triton":
+        kwargs["device"] = variant.device
     if kind == "onnx" and variant.providers:
         kwargs["providers"] = list(variant.providers)
     if kind == "engine" and variant.cuda_graph:
@@ -162,13 +171,20 @@ def benchmark_variant(
     """Load ``variant``, time it at batch 1 and ``batch``, score and compare it as asked."""
     segmenter = _load(variant)
     try:
-        runs = [run_benchmark(segmenter, b, config) for b in batches_to_run(batch)]
-        return _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable)
+        # a Triton server's own counters around each timed batch size: its queue and compute times
+        statistics = getattr(segmenter.backend, "statistics", None)
+        runs, server = [], {}
+        for b in batches_to_run(batch):
+            before = statistics() if statistics else None
+            runs.append(run_benchmark(segmenter, b, config))
+            if statistics:
+                server[b] = statistics().since(before)
+        return _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable, server)
     finally:
         segmenter.close()
 
 
-def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable) -> VariantResult:
+def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtexec_executable, server=None) -> VariantResult:
     """Score and compare a timed variant, and gather its result."""
     meta = segmenter.meta
     notes: List[str] = []
@@ -212,6 +228,7 @@ def _finish(variant, segmenter, runs, config, dataset, evaluator, trtexec, trtex
         accuracy=accuracy,
         trtexec=summary,
         notes=tuple(notes),
+        server=dict(server or {}),
     )
 
 

@@ -9,22 +9,24 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from fcn_edge.artifacts.shapes import Size
 from fcn_edge.artifacts.variants import split_variant, variant_path
 from fcn_edge.bench.errors import BenchmarkError
+from fcn_edge.runtime.triton_uri import is_triton_uri
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One thing to time: a model file on a backend at an input size (None: the meta's).
+    """One thing to time: a model file (or a ``triton://`` model) on a backend at an input
+    size (None: the meta's).
 
     ``providers`` apply to an ONNX model, ``cuda_graph`` and ``cuda`` (the CUDA library) to
     a TensorRT engine; ``device`` is the CUDA device of either.
     """
 
-    model: Path
+    model: Union[Path, str]
     backend: str = "auto"
     input_size: Optional[Size] = None
     providers: Optional[Tuple[str, ...]] = None
@@ -37,7 +39,8 @@ class Variant:
     def label(self) -> str:
         size = f" {self.input_size[0]}x{self.input_size[1]}" if self.input_size else ""
         backend = "" if self.backend == "auto" else f" [{self.backend}]"
-        return f"{self.model.name}{size}{backend}"
+        name = self.model.rsplit("/", 1)[-1] if is_triton_uri(self.model) else Path(self.model).name
+        return f"{name}{size}{backend}"
 
 
 def precision_sibling(model: Path, precision: str) -> Path:
@@ -58,10 +61,18 @@ def precision_sibling(model: Path, precision: str) -> Path:
     return candidate
 
 
-def expand_models(models: Sequence[Path], precisions: Optional[Sequence[str]]) -> List[Path]:
-    """Each model, or each model's precision variants in the order asked; no duplicates."""
-    out: List[Path] = []
+def expand_models(models: Sequence[Union[Path, str]], precisions: Optional[Sequence[str]]) -> List[Union[Path, str]]:
+    """Each model, or each model's precision variants in the order asked; no duplicates.
+    A ``triton://`` model is taken as it is (its variants are other served models)."""
+    out: List[Union[Path, str]] = []
     for model in models:
+        if is_triton_uri(model):
+            if precisions:
+                raise BenchmarkError(f"{model}: --precision finds variant files beside a model file; "
+                                     "name each served variant's triton:// URI instead")
+            if model not in out:
+                out.append(model)
+            continue
         model = Path(model)
         if not model.is_file():
             raise BenchmarkError(f"{model}: no such model file")
@@ -85,6 +96,7 @@ def expand_variants(
     """The cartesian product, model-major so a table groups each model's rows together."""
     provider_tuple = tuple(providers) if providers else None
     return [
-        Variant(Path(model), backend, size, provider_tuple, threads, device, cuda_graph, cuda)
+        Variant(model if is_triton_uri(model) else Path(model), backend, size, provider_tuple, threads, device,
+                cuda_graph, cuda)
         for model, size, backend in itertools.product(list(models), list(sizes) or [None], list(backends) or ["auto"])
     ]

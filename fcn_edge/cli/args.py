@@ -12,8 +12,9 @@ the way cameras are described. ``--alpha`` is 0-255 as in jetson-inference's seg
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from fcn_edge.artifacts.shapes import parse_hw
 from fcn_edge.errors import UsageError
@@ -22,6 +23,7 @@ BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 VISUALIZE_CHOICES = ("overlay", "mask", "both")
 FILTER_MODES = ("point", "linear")
 DEFAULT_ALPHA = 150
+MIN_FPS, MAX_FPS = 0.01, 1000.0
 
 
 # -- argument types: each raises ArgumentTypeError, which argparse prints with the usage -----
@@ -58,13 +60,21 @@ def camera_size_wh(text: str) -> Tuple[int, int]:
 
 
 def _number(text: str, kind: type, low: float, what: str):
+    """``text`` as ``kind``, at least ``low`` and finite: every count, size, rate and
+    duration the CLI takes is refused at the parser when zero or negative where it must
+    be positive, and when NaN or infinite (an endless benchmark, a codec asked for inf FPS)."""
     try:
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if value < low or value != value:  # NaN fails the second test
+    if not (value >= low and math.isfinite(value)):  # NaN fails both
         raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
     return value
+
+
+def loop_count(text: str) -> int:
+    """``--input-loop``: how many more times to play a file, 0 or more, or -1 for ever."""
+    return _number(text, int, -1, "a count >= 0, or -1 for ever")
 
 
 def positive_int(text: str) -> int:
@@ -84,6 +94,31 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, "a number >= 0")
+
+
+def frame_rate(text: str) -> float:
+    """Frames per second written to a video: 0.01 to 1000 (outside it OpenCV's FFmpeg
+    writer fails to open, measured, and the codec would be blamed)."""
+    value = positive_float(text)
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"expected a frame rate of {MIN_FPS:g} to {MAX_FPS:g} frames per second, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1), e.g. SGD momentum."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def percent(text: str) -> float:
+    """A percentage in (0, 100]."""
+    value = positive_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {text}")
+    return value
 
 
 def alpha_255(text: str) -> float:
@@ -132,7 +167,8 @@ def add_model_argument(p: argparse.ArgumentParser, help: str, optional: bool = F
 
 def add_model_option(p: argparse.ArgumentParser) -> None:
     """``--model`` of the commands whose positionals are inputs (segment, run), as segnet's."""
-    p.add_argument("--model", metavar="MODEL", help=".engine, .onnx or .pt (default: the built-in default model)")
+    p.add_argument("--model", metavar="MODEL", help=".engine, .onnx, .pt or triton://HOST:PORT/NAME "
+                   "(default: the built-in default model)")
 
 
 def add_out(p: argparse.ArgumentParser, help: str, required: bool = False, repeatable: bool = False,
@@ -243,6 +279,48 @@ def add_quiet(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def positive_int_list(text: str) -> List[int]:
+    """'2,4,8' -> [2, 4, 8]."""
+    return [positive_int(item) for item in comma_items(text)]
+
+
+def add_serving_options(p: argparse.ArgumentParser, repository: bool) -> None:
+    """Triton's batching and instances, as triton-repo writes them and serve runs them."""
+    group = p.add_argument_group("Triton batching and instances")
+    group.add_argument("--max-batch", type=non_negative_int, metavar="N",
+                       help="Triton's max_batch_size (default: the engine profile's max batch, or the model's)")
+    group.add_argument("--preferred-batch", type=positive_int_list, metavar="LIST",
+                       help="batch sizes the dynamic batcher completes a batch at, e.g. 2,4 "
+                       "(default: the max batch, and an engine profile's opt batch)")
+    group.add_argument("--queue-delay-us", type=non_negative_int, default=500, metavar="US",
+                       help="how long the dynamic batcher waits for more requests, in microseconds (default 500)")
+    group.add_argument("--instances", type=positive_int, default=1, metavar="N",
+                       help="model instances (copies) that run requests in parallel (default 1)")
+    if repository:
+        group.add_argument("--instance-kind", choices=("auto", "gpu", "cpu"), default="auto",
+                           help="where instances run (default auto: GPU where the server has one; an engine is always gpu)")
+        group.add_argument("--gpus", type=lambda t: [non_negative_int(i) for i in comma_items(t)], metavar="LIST",
+                           help="GPU indices for the instances, e.g. 0,1 (default: every GPU)")
+        group.add_argument("--accelerator", choices=("none", "tensorrt"), default="none",
+                           help="ONNX models: run GPU instances through ONNX Runtime's TensorRT provider at the "
+                           "model's own precision (default none: CUDA)")
+
+
+def serving_options(args: argparse.Namespace):
+    """The flags of :func:`add_serving_options` as :class:`fcn_edge.serve.ServingOptions`."""
+    from fcn_edge.serve.model_config import ServingOptions
+
+    return ServingOptions(
+        max_batch=args.max_batch,
+        preferred_batch=tuple(args.preferred_batch) if args.preferred_batch else None,
+        queue_delay_us=args.queue_delay_us,
+        instances=args.instances,
+        instance_kind=getattr(args, "instance_kind", "auto"),
+        gpus=tuple(getattr(args, "gpus", None) or ()),
+        accelerator=getattr(args, "accelerator", "none"),
+    )
+
+
 # -- resolution shared by the handlers -------------------------------------------------------
 def default_model() -> Path:
     """The shipped default model, for commands run without a model: its fused ONNX where
@@ -256,7 +334,12 @@ def default_model() -> Path:
     raise UsageError("no model given and fcn_edge.weights offers no default model; name one")
 
 
-def model_or_default(value: Optional[str]) -> Path:
+def model_or_default(value: Optional[str]) -> Union[Path, str]:
+    """The model a user named (a file, or a ``triton://`` URI kept as text), else the default."""
+    from fcn_edge.runtime.triton_uri import is_triton_uri
+
+    if value and is_triton_uri(value):
+        return value
     return Path(value) if value else default_model()
 
 

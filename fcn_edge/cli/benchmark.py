@@ -8,8 +8,9 @@ from pathlib import Path
 
 from fcn_edge.artifacts.variants import VARIANT_TAGS
 from fcn_edge.cli.args import (
-    ExtendList, add_backend_options, add_batch, add_data_options, add_frame_size, add_input_size, add_json, add_model_argument,
-    comma_choices, data_spec, default_model, non_negative_int, positive_float, positive_int, write_json_report,
+    ExtendList, add_backend_options, add_batch, add_data_options, add_frame_size, add_input_size, add_json,
+    add_model_argument, comma_choices, data_spec, default_model, model_or_default, non_negative_int, positive_float,
+    positive_int, write_json_report,
 )
 
 EPILOG = """\
@@ -33,7 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "coefficient of variation), as trtexec reports, plus throughput and system facts.",
         epilog=EPILOG,
     )
-    add_model_argument(p, ".engine, .onnx (any precision variant) or .pt; several are timed one after another "
+    add_model_argument(p, ".engine, .onnx (any precision variant), .pt or triton://HOST:PORT/NAME (then the "
+                       "server's queue and compute times are reported too); several are timed one after another "
                        "(default: the built-in default model)", optional=True, several=True)
     p.add_argument("--precision", type=comma_choices(VARIANT_TAGS), action=ExtendList, metavar="LIST",
                    help="time MODEL's precision variants found beside it, e.g. fp32,fp16,int8,int8-ort "
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         data=data_spec(args) if args.data else None,
         trtexec=args.trtexec,
     )
-    models = [Path(m) for m in args.model] or [default_model()]
+    models = [model_or_default(m) for m in args.model] or [default_model()]
 
     out = sys.stderr if args.json == "-" else sys.stdout  # stdout carries the JSON then
     system = collect_system_info()

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from fcn_edge.cli.args import (
-    ExtendList, add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, comma_items, positive_float,
+    ExtendList, add_batch, add_calib, add_limit, add_model_argument, add_out, add_quiet, comma_items, percent,
     positive_int,
 )
 
@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_calib(q)
     q.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="percentile",
                    help="activation range: percentile of |x| (default: measured closest to FP32 on the default model); entropy = KL divergence as TensorRT's entropy calibrator; minmax")
-    q.add_argument("--percentile", type=positive_float, default=99.99, help="for --method percentile (default 99.99)")
+    q.add_argument("--percentile", type=percent, default=99.99, help="for --method percentile (default 99.99)")
     q.add_argument("--target", choices=("tensorrt", "onnxruntime"), default="tensorrt",
                    help="tensorrt: symmetric int8, zero point 0 (default); onnxruntime: uint8 activations fused into QLinearConv on CPU")
     q.add_argument("--weights", choices=("fake", "int8"),

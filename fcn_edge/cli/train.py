@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Tuple
 
 from fcn_edge.cli.args import (
-    add_batch, add_json, add_quiet, non_negative_float, non_negative_int, positive_float, positive_int, size_hw,
-    size_hw_or_zero, write_json_report,
+    add_batch, add_json, add_quiet, fraction, non_negative_float, non_negative_int, positive_float, positive_int,
+    size_hw, size_hw_or_zero, write_json_report,
 )
 from fcn_edge.training.config import OPTIMIZERS, TrainConfig
 
@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help=f"default {d.optimizer}")
     opt.add_argument("--lr", type=positive_float, default=d.lr, help=f"peak learning rate (default {d.lr}); poly decay to 0")
     opt.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay, help=f"default {d.weight_decay}")
-    opt.add_argument("--momentum", type=non_negative_float, default=d.momentum, help="SGD momentum (default 0.9)")
+    opt.add_argument("--momentum", type=fraction, default=d.momentum, help="SGD momentum (default 0.9)")
     opt.add_argument("--poly-power", type=non_negative_float, default=d.poly_power, help="default 0.9")
     opt.add_argument("--warmup-iters", type=non_negative_int, default=d.warmup_iters, help=f"linear warm-up (default {d.warmup_iters})")
     opt.add_argument("--scale-range", type=_range, default=d.scale_range, metavar="MIN,MAX",

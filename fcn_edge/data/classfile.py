@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
+from fcn_edge.atomic import write_text_atomic
 from fcn_edge.classes import default_palette
 from fcn_edge.errors import DataError
 from fcn_edge.paths import PathLike
@@ -53,5 +54,4 @@ def read_class_file(path: PathLike) -> Tuple[Tuple[str, ...], Tuple[RGB, ...]]:
 def write_class_file(path: PathLike, names: Sequence[str], palette: Sequence[RGB]) -> Path:
     path = Path(path)
     body = "".join(f"{name} {r} {g} {b}\n" for name, (r, g, b) in zip(names, palette))
-    path.write_text("# class name and RGB colour, one per line; the line number - 1 is the index\n" + body)
-    return path
+    return write_text_atomic(path, "# class name and RGB colour, one per line; the line number - 1 is the index\n" + body)

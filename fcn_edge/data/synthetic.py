@@ -305,10 +305,16 @@ def _write_clip(partial: Path, config: SyntheticConfig, progress: bool) -> None:
     try:
         for index, (frame, mask) in enumerate(tqdm(render_clip(config), total=plan.frames, desc="synthetic clip",
                                                    unit="frame", disable=not progress)):
-            writer.write(frame)
+            if writer.write(frame) is False:  # OpenCV >= 5 reports a failed write (a full disk)
+                raise VideoError(f"{video}: writing frame {index + 1} failed (is the disk full?)")
             write_label_png(partial / "masks" / f"{index:06d}.png", mask, SYNTHETIC_PALETTE)
     finally:
         writer.release()
+    check = cv2.VideoCapture(str(video))
+    written = int(check.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    check.release()
+    if written != plan.frames:  # never cache a clip that does not hold every frame
+        raise VideoError(f"{video}: the finished clip holds {written} of its {plan.frames} frames (is the disk full?)")
     info = {
         "generator_version": GENERATOR_VERSION, "video": CLIP_NAME, "frames": plan.frames, "fps": plan.fps,
         "width": config.width, "height": config.height, "pan_pixels": plan.pan_pixels,

@@ -152,13 +152,17 @@ def read_onnx_facts(path: PathLike) -> OnnxFacts:
     path = Path(path)
     if not path.is_file():
         raise EngineBuildError(f"{path}: no such ONNX file")
-    model_kind(path).require_onnx("TensorRT engines are built from ONNX models")
+    # an empty or foreign file is bad input (MetaError, exit 2), named for what it is and how
+    # to make an ONNX of it, never "an ONNX model with 0 nodes"
+    model_kind(path).require_onnx("an engine is built from an ONNX model")
     onnx = require("onnx", "reading the ONNX graph for an engine build")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError and friends
-        raise EngineBuildError(f"{path}: not a readable ONNX model: {exc}") from exc
+        raise MetaError(f"{path}: not a readable ONNX model: {exc}") from exc
     graph = model.graph
+    if not graph.node:
+        raise MetaError(f"{path}: the ONNX graph has no nodes (a truncated or placeholder file?)")
     initializer_names = {init.name for init in graph.initializer}
     float16 = onnx.TensorProto.FLOAT16
     qdq = 0

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 MANIFEST_EXTENSIONS = (".txt", ".lst", ".list")
+# Fewer images than this get a warning (calibration/README.md, "How many"): below it the
+# rare classes may never light up the channels that detect them. TensorRT's and
+# ModelOpt's guides use hundreds (ModelOpt's default calibration size is 512).
+MIN_CALIBRATION_IMAGES = 32
 
 
 # -- '--calib default': the default model's built-in set ---------------------------------
@@ -97,13 +101,38 @@ def list_calibration_images(source: PathLike) -> List[Path]:
     )
 
 
+def truncation(data: bytes, suffix: str) -> str:
+    """Why an encoded JPEG or PNG is cut short, or "" when it ends as its format ends.
+
+    OpenCV decodes a truncated JPEG without an error (libjpeg fills the missing rows with
+    grey and prints a warning on stderr), so the end marker is checked: a JPEG ends with
+    EOI (FF D9; trailing zero padding allowed), a PNG with its IEND chunk.
+    """
+    suffix = suffix.lower()
+    if suffix in (".jpg", ".jpeg") and data[:2] == b"\xff\xd8":
+        if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+            return "truncated JPEG: no end-of-image marker, it would decode half grey"
+    elif suffix == ".png" and data[:8] == b"\x89PNG\r\n\x1a\n":
+        if not data.endswith(b"IEND\xaeB`\x82"):
+            return "truncated PNG: no IEND chunk"
+    return ""
+
+
 def read_image(path: Path) -> Tuple[Optional[np.ndarray], str]:
-    """(BGR uint8 image, "") or (None, why it could not be used)."""
+    """(BGR uint8 image, "") or (None, why it could not be used: missing, unreadable,
+    truncated)."""
     import cv2
 
     if not path.is_file():
         return None, "no such file"
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+    why = truncation(data, path.suffix)
+    if why:
+        return None, why
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         return None, "not a readable image"
     if image.shape[0] == 0 or image.shape[1] == 0:
@@ -164,6 +193,7 @@ class CalibrationData:
         self.input_size = tuple(input_size or meta.input_size)
         self.input_name = meta.input_name
         self.skipped: List[Tuple[Path, str]] = []
+        self._warned_small = False
 
     @property
     def batch_size(self) -> int:
@@ -234,6 +264,14 @@ class CalibrationData:
             )
         if produced == 0:
             raise DataError(f"calibration set {self.source}: the data loader provided no data")
+        read = len(self.images) - len(skipped)
+        if read < MIN_CALIBRATION_IMAGES and not self._warned_small:
+            self._warned_small = True
+            log.warning(
+                "calibration set %s: only %d image%s could be used; at least %d are needed for ranges that cover "
+                "the rare classes (TensorRT's and ModelOpt's guides use hundreds; see calibration/README.md)",
+                self.source, read, "" if read == 1 else "s", MIN_CALIBRATION_IMAGES,
+            )
 
 
 def calibration_batches(

@@ -1,9 +1,9 @@
 """Segmenter: preprocess -> backend -> decode, for one frame or a batch, with stage timings.
 
 ``load_segmenter`` picks the backend from the artifact: a TensorRT ``.engine`` (with its
-``.engine.json`` sidecar), an ``.onnx`` through ONNX Runtime, or a ``.pt`` checkpoint through
-PyTorch (the reference); without a path it loads the shipped default model's fused ONNX,
-which needs no torch. ModelMeta comes from the sidecar, the ONNX metadata or the
+``.engine.json`` sidecar), an ``.onnx`` through ONNX Runtime, a ``.pt`` checkpoint through
+PyTorch (the reference), or a ``triton://`` URI through a Triton server; without a path it
+loads the shipped default model's fused ONNX, which needs no torch. ModelMeta comes from the sidecar, the ONNX metadata or the
 checkpoint, so nobody passes class lists or normalisation constants.
 """
 
@@ -24,6 +24,7 @@ from fcn_edge.runtime.backend import BACKEND_ALIASES, BACKENDS, Backend
 from fcn_edge.runtime.decode import DecodeConfig, Decoder
 from fcn_edge.runtime.preprocess import Preprocessor
 from fcn_edge.runtime.result import SegmentationResult, StageTimings
+from fcn_edge.runtime.triton_uri import is_triton_uri
 
 log = logging.getLogger(__name__)
 
@@ -198,15 +199,24 @@ def load_segmenter(
     cuda_graph: bool = False,
     cuda: Optional[str] = None,
 ) -> Segmenter:
-    """A ready Segmenter for ``path`` (.engine, .onnx or .pt; None: the shipped default model).
+    """A ready Segmenter for ``path`` (.engine, .onnx or .pt; a ``triton://HOST:PORT/MODEL``
+    URI, see :mod:`fcn_edge.runtime.triton_uri`; None: the shipped default model).
 
     ``backend``: auto (by file type) | tensorrt | onnxruntime | torch. ``providers``
     (ONNX Runtime only) e.g. ``["cuda"]``; default: the device providers this onnxruntime
     has, then CPU. ``cuda_graph`` (TensorRT only) captures the copies and the engine in a
     CUDA graph, for fixed-shape engines. ``threads`` sets CPU threads (ORT, torch).
     ``cuda`` (TensorRT only): the CUDA library, pycuda | cuda-python | auto (default
-    ``$FCN_EDGE_CUDA``, else auto: pycuda, then cuda-python).
+    ``$FCN_EDGE_CUDA``, else auto: pycuda, then cuda-python). A ``triton://`` model runs
+    where it is served: ``threads``, ``device`` and ``cuda`` do not apply.
     """
+    if is_triton_uri(path):
+        if backend not in ("auto", "triton") or providers is not None or cuda_graph or cuda not in (None, "auto"):
+            raise UsageError(f"{path}: a triton:// model runs on the server; backend, providers, cuda_graph and "
+                             "cuda are for model files")
+        from fcn_edge.runtime.triton_backend import TritonBackend
+
+        return _segmenter(TritonBackend(str(path)), decode, input_size, None)
     if path is None:
         from fcn_edge.weights import default_onnx
 
@@ -250,6 +260,11 @@ def load_segmenter(
         from fcn_edge.runtime.torch_backend import TorchBackend
 
         runner = TorchBackend.from_checkpoint(path, device=device, threads=threads)
+    return _segmenter(runner, decode, input_size, path)
+
+
+def _segmenter(runner: Backend, decode: Optional[DecodeConfig], input_size: Optional[Tuple[int, int]],
+               path: Optional[Path]) -> Segmenter:
     try:
         segmenter = Segmenter(runner, decode or DecodeConfig(), input_size)
         segmenter.path = path

@@ -5,6 +5,7 @@ Typical use::
     from fcn_edge.video import VideoRunConfig, run_video, segment_images
 
     summary = run_video(["rtsp://camera/stream"], ["out.mp4"], VideoRunConfig(model=Path("model.onnx")))
+    many = run_streams(["rtsp://cam1/s", "rtsp://cam2/s"], ["out/{name}.mp4"])  # one batched model
     report = segment_images(["photos/"], "out/")          # the default model, overlays + legend
 
 or the parts, for a loop of your own::
@@ -28,6 +29,7 @@ from fcn_edge.video.capabilities import cv2_has_gstreamer, describe as describe_
 from fcn_edge.video.frame_queue import FrameQueue, QueueClosed
 from fcn_edge.video.images import ImageRecord, SegmentImagesConfig, SegmentImagesReport, segment_images
 from fcn_edge.video.job import VideoJob, VideoRunConfig, run_video
+from fcn_edge.video.multistream import MultiStreamJob, MultiStreamSummary, run_streams
 from fcn_edge.video.pipeline import PipelineConfig, VideoPipeline
 from fcn_edge.video.protocol import SegmenterLike, SegmentationLike
 from fcn_edge.video.reconnect import ReconnectingSource, ReconnectPolicy
@@ -54,8 +56,8 @@ def open_source(
 
 __all__ = [
     "CaptureSource", "FrameQueue", "FrameSink", "FrameSource", "ImageFolderSink", "ImageFolderSource",
-    "ImageRecord", "SegmentImagesConfig", "SegmentImagesReport", "VideoJob", "VideoRunConfig",
-    "run_video", "segment_images", "LatencyStats", "NullSink", "PipelineConfig", "QueueClosed", "ReconnectPolicy", "ReconnectingSource",
+    "ImageRecord", "MultiStreamJob", "MultiStreamSummary", "SegmentImagesConfig", "SegmentImagesReport", "VideoJob",
+    "VideoRunConfig", "run_streams", "run_video", "segment_images", "LatencyStats", "NullSink", "PipelineConfig", "QueueClosed", "ReconnectPolicy", "ReconnectingSource",
     "RunSummary", "SegmentationLike", "SegmenterLike", "SinkOptions", "SinkSpec", "SourceOptions",
     "SourceSpec", "TemporalEMA", "VideoFileSink", "VideoPipeline", "cv2_has_gstreamer",
     "describe_backends", "display_available", "make_sink", "make_source", "open_source",

@@ -12,6 +12,10 @@ processed; for live sources it replaces the oldest waiting frame (counted as dro
 what is segmented is always recent and latency cannot grow. Stopping (Ctrl-C, SIGTERM, q in
 the window, --max-frames, end of input) drains what is in flight and always finalises the
 sink; a second stop request discards what is queued and finalises at once.
+
+A viewer (the browser page) changes the render and decode settings and pauses the run
+through ``pipeline.controls`` (:mod:`fcn_edge.video.live`), and sees every drawn frame
+through :meth:`VideoPipeline.add_observer`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -29,6 +33,7 @@ from fcn_edge.errors import UsageError
 from fcn_edge.runtime.render import RenderConfig, Renderer
 from fcn_edge.video.frame_queue import FrameQueue, QueueClosed
 from fcn_edge.video.hud import draw_hud, hud_lines
+from fcn_edge.video.live import FrameEvent, LiveControls
 from fcn_edge.video.protocol import SegmenterLike, stage_times_ms
 from fcn_edge.video.sinks import FrameSink
 from fcn_edge.video.smoothing import TemporalEMA
@@ -105,6 +110,9 @@ class VideoPipeline:
         )
         self.stages = StageRecorder()
         self.rate = RateMeter()
+        self.controls = LiveControls(segmenter.meta, getattr(segmenter, "input_size", segmenter.meta.input_size),
+                                     config.render, getattr(getattr(segmenter, "decode", None), "config", None))
+        self._observers: List[Callable[[FrameEvent], None]] = []
         self._stop = threading.Event()
         self._abort = threading.Event()
         self._stop_reason: Optional[str] = None
@@ -134,6 +142,12 @@ class VideoPipeline:
     def toggle_stats(self) -> None:
         self.show_stats = not self.show_stats
 
+    def add_observer(self, observer: Callable[[FrameEvent], None]) -> None:
+        """Call ``observer`` with every drawn frame, on the render thread, before the sink
+        writes it; it must return quickly (hand the work to a thread of its own). One that
+        raises is logged and removed: a viewer never stops the run."""
+        self._observers.append(observer)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -141,6 +155,13 @@ class VideoPipeline:
     @property
     def summary(self) -> Optional[RunSummary]:
         return self._summary
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped so far: stale live frames replaced in the capture queue, and frames
+        discarded by an abort (what the summary reports at the end)."""
+        queue = self._capture_queue
+        return (queue.dropped if queue is not None else 0) + self.discarded
 
     def _fail(self, exc: BaseException) -> None:
         with self._error_lock:
@@ -161,6 +182,9 @@ class VideoPipeline:
         return item
 
     def _infer(self, item: _Captured) -> _Inferred:
+        decode = self.controls.take_decode()
+        if decode is not None:
+            self.segmenter.set_decode(decode)
         t0 = time.perf_counter()
         result = self.segmenter.segment(item.frame)
         t1 = time.perf_counter()
@@ -180,11 +204,16 @@ class VideoPipeline:
 
     def _render_and_write(self, item: _Inferred) -> None:
         t0 = time.perf_counter()
+        renderer = self.controls.take_renderer()
+        if renderer is not None:
+            self.renderer = renderer
         picture = self.renderer(item.captured.frame, item.mask)
         if self.show_stats:
             dropped = self._capture_queue.dropped if self._capture_queue is not None else 0
             draw_hud(picture, hud_lines(self.rate, self.stages, dropped, self.live))
         t1 = time.perf_counter()
+        if self._observers:
+            self._notify(item, picture)
         self.sink.write(picture)
         t2 = time.perf_counter()
         self.frames_out += 1
@@ -192,6 +221,17 @@ class VideoPipeline:
         self.stages.add("render", (t1 - t0) * 1e3)
         self.stages.add("write", (t2 - t1) * 1e3)
         self.stages.add("end_to_end", (t2 - item.captured.t_read) * 1e3)
+
+    def _notify(self, item: _Inferred, picture: np.ndarray) -> None:
+        captured = item.captured
+        event = FrameEvent(captured.index, time.time() - (time.perf_counter() - captured.t_read),
+                           captured.frame, item.mask, picture)
+        for observer in list(self._observers):
+            try:
+                observer(event)
+            except Exception:  # noqa: BLE001 - a viewer's fault must not end the run
+                log.exception("frame observer %r failed; removed", observer)
+                self._observers.remove(observer)
 
     def _reached_max(self) -> bool:
         limit = self.config.max_frames
@@ -219,6 +259,7 @@ class VideoPipeline:
     def _inference_loop(self, inp: FrameQueue, out: FrameQueue) -> None:
         try:
             while True:
+                self.controls.wait_while_paused(self._stop)
                 try:
                     item = inp.get(timeout=_POLL_S)
                 except TimeoutError:
@@ -296,6 +337,9 @@ class VideoPipeline:
         try:
             while not self._stop.is_set() and not self._reached_max():
                 try:
+                    self.controls.wait_while_paused(self._stop)
+                    if self._stop.is_set():
+                        break
                     item = self._read()
                     if item is None:
                         if self._stop_reason is None:
@@ -321,7 +365,7 @@ class VideoPipeline:
                 errors.append(exc)
         if errors and self._error is None:
             self._error = errors[0]
-        dropped = (self._capture_queue.dropped if self._capture_queue is not None else 0) + self.discarded
+        dropped = self.dropped
         source_error = getattr(self.source, "error", None)
         self._summary = RunSummary(
             source=str(getattr(self.source, "uri", "?")),

@@ -4,6 +4,8 @@ A live source that stops delivering frames (a cut RTSP connection, an unplugged 
 camera) is closed and reopened, waiting 0.5 s, 1 s, 2 s ... up to ``max_delay_s``
 between tries, until it comes back or ``give_up_after_s`` has passed since it was lost.
 Waits are cut short by the pipeline's stop event, so Ctrl-C never waits out a backoff.
+Only counters and the last error (with its time, for ``run --status``) are kept, never a
+log of every event, so a camera that drops out every minute for weeks costs no memory.
 """
 
 from __future__ import annotations
@@ -47,7 +49,12 @@ class ReconnectingSource:
         self.stop = stop or threading.Event()
         self.reconnects = 0
         self.lost_events = 0
-        self.error: Optional[str] = None
+        self.error: Optional[str] = None  # set when it gave up: the run ends with it
+        self.last_error: Optional[str] = None
+        self.last_error_at: Optional[float] = None  # time.time()
+
+    def _note(self, message: str) -> None:
+        self.last_error, self.last_error_at = message, time.time()
 
     @property
     def fps(self) -> Optional[float]:
@@ -64,6 +71,7 @@ class ReconnectingSource:
         if frame is not None or self.stop.is_set():
             return frame
         self.lost_events += 1
+        self._note(f"lost {self.uri!r}; reconnecting")
         log.warning("lost %s; reconnecting", self.uri)
         if self._reconnect():
             return self.inner.read()
@@ -80,6 +88,7 @@ class ReconnectingSource:
                     f"lost {self.uri!r} and could not reconnect within {limit:g} s "
                     f"({attempt} attempts); the output so far was kept"
                 )
+                self._note(self.error)
                 log.error(self.error)
                 return False
             if self.stop.wait(delay):
@@ -88,6 +97,7 @@ class ReconnectingSource:
             try:
                 self.inner.open()
             except VideoError as exc:
+                self._note(f"reconnect attempt {attempt} to {self.uri!r} failed: {exc}")
                 log.info("reconnect attempt %d to %s failed: %s", attempt, self.uri, exc)
                 continue
             self.reconnects += 1

@@ -1,9 +1,12 @@
 """Frame sources: OpenCV captures (files, cameras, streams, GStreamer) and image folders.
 
 A source hands out BGR uint8 frames one at a time from ``read()``; ``None`` means the end
-of a file, or a lost live source (the reconnecting wrapper in :mod:`.reconnect` turns
-that into a reconnect with backoff). Opening fails with :class:`VideoError` naming the
-source and, where it is the cause, the missing OpenCV backend and what to install.
+of a file (with a warning when the file ends before the frame count its container
+declares: a recording cut short), or a lost live source (the reconnecting wrapper in
+:mod:`.reconnect` turns that into a reconnect with backoff). Opening fails with
+:class:`VideoError` naming the source and, where it is the cause, the missing OpenCV
+backend and what to install; a file that is not a readable video, or an option that does
+not apply, is :class:`VideoInputError` (bad input, exit code 2).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import List, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
-from fcn_edge.errors import VideoError
+from fcn_edge.errors import VideoError, VideoInputError
 from fcn_edge.optional import require
 from fcn_edge.video import capabilities, gst_pipelines
 from fcn_edge.video.uri import IMAGE_EXTENSIONS, SourceSpec, parse_source
@@ -45,7 +48,7 @@ class SourceOptions:
 
     def __post_init__(self) -> None:
         if self.backend not in CAPTURE_BACKENDS:
-            raise VideoError(f"capture backend {self.backend!r} is not one of {CAPTURE_BACKENDS}")
+            raise VideoInputError(f"capture backend {self.backend!r} is not one of {CAPTURE_BACKENDS}")
 
 
 class FrameSource(Protocol):
@@ -129,6 +132,9 @@ class CaptureSource:
         self._capture = None
         self._pending: Optional[np.ndarray] = None
         self._opening: Optional[_BackgroundOpen] = None
+        self.frames_read = 0
+        self.declared_frames: Optional[int] = None  # what a file's container says it holds
+        self.warning: Optional[str] = None
 
     @property
     def fps(self) -> Optional[float]:
@@ -149,7 +155,7 @@ class CaptureSource:
         if wanted == "gstreamer" or self.spec.kind in ("csi", "gstreamer"):
             if not capabilities.cv2_has_gstreamer():
                 what = {"csi": f"the CSI camera {self.uri!r}", "gstreamer": "a GStreamer pipeline input"}
-                raise VideoError(capabilities.gstreamer_missing_message(what.get(self.spec.kind, f"input {self.uri!r} with --capture-backend gstreamer")))
+                raise VideoInputError(capabilities.gstreamer_missing_message(what.get(self.spec.kind, f"input {self.uri!r} with --capture-backend gstreamer")))
             return True
         if wanted == "auto" and self.spec.kind in ("network", "v4l2"):
             return capabilities.cv2_has_gstreamer()
@@ -177,7 +183,7 @@ class CaptureSource:
             target = spec.device_index if spec.device_index is not None else spec.location
             return target, cv2.CAP_V4L2, []
         if not capabilities.cv2_has_ffmpeg():
-            raise VideoError(f"{self.uri!r}: this cv2 has neither FFmpeg nor GStreamer to read it; pip install opencv-python")
+            raise VideoInputError(f"{self.uri!r}: this cv2 has neither FFmpeg nor GStreamer to read it; pip install opencv-python")
         self.backend_name = "FFmpeg"
         return spec.location, cv2.CAP_FFMPEG, _ffmpeg_params(cv2, options)
 
@@ -192,7 +198,7 @@ class CaptureSource:
         capture = construct() if self.spec.kind == "file" else self._open_in_background(construct)
         if not capture.isOpened():
             capture.release()
-            raise VideoError(self._open_failure())
+            raise (VideoInputError if self.spec.kind == "file" else VideoError)(self._open_failure())
         if self.spec.kind == "v4l2" and self.backend_name == "V4L2":
             if self.options.camera_size:
                 capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.options.camera_size[0])
@@ -204,13 +210,15 @@ class CaptureSource:
         if not ok or frame is None:
             capture.release()
             if self.spec.kind == "file":
-                raise VideoError(
+                raise VideoInputError(
                     f"{self.spec.location}: opened but no frame could be decoded: corrupt, or not a video "
                     f"OpenCV's {self.backend_name} can read (cv2.getBuildInformation() lists its codecs)"
                 )
             raise VideoError(f"{self.uri!r}: opened but delivered no frame (backend {self.backend_name})")
         self._capture = capture
         self._pending = frame
+        self.frames_read = 0
+        self.declared_frames = self.frame_count
         log.debug("opened %s with %s", self.uri, self.backend_name)
 
     def _open_in_background(self, construct):
@@ -248,9 +256,22 @@ class CaptureSource:
             raise VideoError(f"{self.uri!r}: read() before open()")
         if self._pending is not None:
             frame, self._pending = self._pending, None
-            return frame
-        ok, frame = self._capture.read()
-        return frame if ok and frame is not None else None
+        else:
+            ok, frame = self._capture.read()
+            if not ok or frame is None:
+                self._ended()
+                return None
+        self.frames_read += 1
+        return frame
+
+    def _ended(self) -> None:
+        """Warn, once, when a file ends more than a frame short of what its container
+        declares (the count can be an estimate from duration x rate, hence the frame)."""
+        declared = self.declared_frames
+        if self.spec.kind == "file" and declared and self.frames_read < declared - 1 and self.warning is None:
+            self.warning = (f"{self.spec.location}: the video ended after {self.frames_read} of the {declared} frames "
+                            "its container declares: the file is truncated or damaged")
+            log.warning(self.warning)
 
     def close(self) -> None:
         if self._capture is not None:
@@ -264,11 +285,13 @@ def _natural_key(path: str):
 
 
 def list_images(location: str) -> List[str]:
-    """Image files of a folder, glob or %d pattern, in natural order (frame2 before frame10)."""
+    """Image files of a folder, glob or %d pattern, in natural order (frame2 before frame10);
+    hidden files (a writer's temporaries) left out."""
     path = Path(location)
     if path.is_dir():
-        files = [str(p) for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
-    else:
+        files = [str(p) for p in path.iterdir()
+                 if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
+    else:  # glob leaves out hidden names: the temporaries of a sink writing there
         pattern = re.sub(r"%0?\d*d", "*", location)
         files = [f for f in glob.glob(os.path.expanduser(pattern)) if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     return sorted(files, key=_natural_key)
@@ -298,7 +321,7 @@ class ImageFolderSource:
         self._files = list_images(self.spec.location)
         self._next = 0
         if not self._files:
-            raise VideoError(f"{self.spec.location}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+            raise VideoInputError(f"{self.spec.location}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
 
     def read(self) -> Optional[np.ndarray]:
         cv2 = require("cv2", "reading images")
@@ -308,7 +331,7 @@ class ImageFolderSource:
         self._next += 1
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
-            raise VideoError(f"{path}: not a readable image (corrupt, or a format this cv2 cannot decode)")
+            raise VideoInputError(f"{path}: not a readable image (corrupt, or a format this cv2 cannot decode)")
         return frame
 
     def close(self) -> None:

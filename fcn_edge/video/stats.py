@@ -1,4 +1,10 @@
-"""Per-stage latency records, rolling rates for the overlay, and the end-of-run summary."""
+"""Per-stage latency records, rolling rates for the overlay, and the end-of-run summary.
+
+Everything here has a fixed size however long a run lasts: per stage, a
+:class:`~fcn_edge.video.sketch.LatencySketch` (exact percentiles over the first 10,000
+frames, then within 1 %) and a 30-sample window for the overlay; the rate meter keeps 30
+timestamps.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Deque, Dict, List, Optional
 
 import numpy as np
+
+from fcn_edge.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGNAL_BASE
+from fcn_edge.video.sketch import LatencySketch
 
 PERCENTILES = (50, 90, 99)
 
@@ -32,18 +41,25 @@ class LatencyStats:
         p50, p90, p99 = np.percentile(arr, PERCENTILES)
         return cls(len(arr), float(arr.mean()), float(p50), float(p90), float(p99), float(arr.max()))
 
+    @classmethod
+    def of_sketch(cls, sketch: LatencySketch) -> "LatencyStats":
+        if not sketch.count:
+            return cls(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        p50, p90, p99 = sketch.percentiles(PERCENTILES)
+        return cls(sketch.count, sketch.mean, p50, p90, p99, sketch.max)
+
 
 class StageRecorder:
-    """Thread-safe lists of per-frame stage times (ms), plus a short window for the overlay."""
+    """Thread-safe per-stage times (ms) in fixed memory, plus a short window for the overlay."""
 
-    def __init__(self, window: int = 30):
+    def __init__(self, window: int = 30, exact_limit: int = 10_000):
         self._lock = threading.Lock()
-        self._all: Dict[str, List[float]] = collections.defaultdict(list)
+        self._all: Dict[str, LatencySketch] = collections.defaultdict(lambda: LatencySketch(exact_limit=exact_limit))
         self._recent: Dict[str, Deque[float]] = collections.defaultdict(lambda: collections.deque(maxlen=window))
 
     def add(self, stage: str, ms: float) -> None:
         with self._lock:
-            self._all[stage].append(ms)
+            self._all[stage].add(ms)
             self._recent[stage].append(ms)
 
     def recent_mean(self, stage: str) -> Optional[float]:
@@ -53,7 +69,12 @@ class StageRecorder:
 
     def summary(self) -> Dict[str, LatencyStats]:
         with self._lock:
-            return {stage: LatencyStats.of(values) for stage, values in self._all.items()}
+            return {stage: LatencyStats.of_sketch(sketch) for stage, sketch in self._all.items()}
+
+    def state_bytes(self) -> int:
+        """Memory held by the per-stage records (bounded: see the module's docstring)."""
+        with self._lock:
+            return sum(sketch.state_bytes() for sketch in self._all.values())
 
 
 class RateMeter:
@@ -91,10 +112,21 @@ class RunSummary:
     output: Optional[str]
     latency_ms: Dict[str, LatencyStats] = field(default_factory=dict)
     error: Optional[str] = None
+    stop_signal: Optional[int] = None  # the signal that stopped the run (the output was finalised)
 
     @property
     def fps(self) -> float:
         return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """The documented exit code of ``fcn-edge run`` (fcn_edge.errors): 1 when the run
+        ended on an error, 128 + the signal when one stopped it, else 0."""
+        if self.error:
+            return EXIT_FAILED
+        if self.stop_signal:
+            return EXIT_SIGNAL_BASE + self.stop_signal
+        return EXIT_OK
 
     def to_dict(self) -> Dict[str, object]:
         data = asdict(self)

@@ -19,6 +19,7 @@ Outputs::
     out/  out/%05d.png                           image folders
     display://0                                  a window
     rtsp://server:8554/path  rtp://host:5000     network out via GStreamer
+    http://0.0.0.0:8080/                         the live page for browsers (fcn_edge.video.web)
     null://  (or null)                           discard, for benchmarks
 """
 
@@ -30,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from fcn_edge.errors import VideoError
+from fcn_edge.errors import VideoInputError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpeg", ".mjpg", ".h264", ".ts", ".flv", ".wmv", ".mpg", ".mpeg")
 WRITABLE_VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 SOURCE_SCHEMES = ("file", "v4l2", "csi", "rtsp", "rtsps", "rtmp", "http", "https")
-SINK_SCHEMES = ("file", "display", "null", "rtsp", "rtp")
+SINK_SCHEMES = ("file", "display", "null", "rtsp", "rtp", "http")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.DOTALL)
 _DEVICE = re.compile(r"^/dev/video(\d+)$")
@@ -63,7 +64,7 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class SinkSpec:
-    """A parsed output. ``kind`` is one of video, images, display, network, null."""
+    """A parsed output. ``kind`` is one of video, images, display, network, page, null."""
 
     uri: str
     kind: str
@@ -75,8 +76,8 @@ def _split_scheme(uri: str):
     return (match.group(1).lower(), match.group(2)) if match else (None, uri)
 
 
-def _unknown_scheme(uri: str, scheme: str, accepted) -> VideoError:
-    return VideoError(
+def _unknown_scheme(uri: str, scheme: str, accepted) -> VideoInputError:
+    return VideoInputError(
         f"unknown URI scheme '{scheme}://' in {uri!r}; accepted schemes: "
         + ", ".join(f"{s}://" for s in accepted)
         + " (or a plain path, a camera index, or a GStreamer pipeline containing '!')"
@@ -84,10 +85,10 @@ def _unknown_scheme(uri: str, scheme: str, accepted) -> VideoError:
 
 
 def parse_source(uri: str) -> SourceSpec:
-    """Classify an input URI; raises :class:`VideoError` for unknown schemes and missing files."""
+    """Classify an input URI; raises :class:`VideoInputError` for unknown schemes and missing files."""
     uri = str(uri).strip()
     if not uri:
-        raise VideoError("empty input URI")
+        raise VideoInputError("empty input URI")
     if "!" in uri and not _SCHEME.match(uri):
         return SourceSpec(uri, "gstreamer", uri)
     scheme, rest = _split_scheme(uri)
@@ -106,11 +107,11 @@ def parse_source(uri: str) -> SourceSpec:
     if scheme == "csi":
         sensor = rest or "0"
         if not sensor.isdigit():
-            raise VideoError(f"{uri!r}: a CSI camera is csi://N with N the sensor id (csi://0)")
+            raise VideoInputError(f"{uri!r}: a CSI camera is csi://N with N the sensor id (csi://0)")
         return SourceSpec(uri, "csi", sensor, int(sensor))
     if scheme in ("rtsp", "rtsps", "rtmp", "http", "https"):
         if not rest:
-            raise VideoError(f"{uri!r}: the URL has no host")
+            raise VideoInputError(f"{uri!r}: the URL has no host")
         return SourceSpec(uri, "network", uri)
     raise _unknown_scheme(uri, scheme, SOURCE_SCHEMES)
 
@@ -125,9 +126,9 @@ def _path_source(uri: str, path_text: str) -> SourceSpec:
     if any(ch in path_text for ch in "*?[") or _PATTERN.search(path.name):
         return SourceSpec(uri, "images", str(path))
     if not path.exists():
-        raise VideoError(f"{path}: no such file or directory (input {uri!r})")
+        raise VideoInputError(f"{path}: no such file or directory (input {uri!r})")
     if not path.is_file():
-        raise VideoError(f"{path}: not a regular file, folder or /dev/videoN device")
+        raise VideoInputError(f"{path}: not a regular file, folder or /dev/videoN device")
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return SourceSpec(uri, "images", str(path))
     return SourceSpec(uri, "file", str(path))
@@ -136,7 +137,7 @@ def _path_source(uri: str, path_text: str) -> SourceSpec:
 def parse_sink(uri: Optional[str]) -> SinkSpec:
     """Classify an output URI. ``None`` or ``""`` means: the caller chooses (display or null)."""
     if uri is None or str(uri).strip() == "":
-        raise VideoError("empty output URI")
+        raise VideoInputError("empty output URI")
     uri = str(uri).strip()
     if uri.lower() == "null":
         return SinkSpec(uri, "null", "")
@@ -149,8 +150,10 @@ def parse_sink(uri: Optional[str]) -> SinkSpec:
         return SinkSpec(uri, "null", "")
     if scheme in ("rtsp", "rtp"):
         if not rest:
-            raise VideoError(f"{uri!r}: the URL has no host")
+            raise VideoInputError(f"{uri!r}: the URL has no host")
         return SinkSpec(uri, "network", uri)
+    if scheme in ("http", "https"):  # the page's address is checked by fcn_edge.video.web
+        return SinkSpec(uri, "page", uri)
     raise _unknown_scheme(uri, scheme, SINK_SCHEMES)
 
 
@@ -161,19 +164,19 @@ def _path_sink(uri: str, path_text: str) -> SinkSpec:
         return SinkSpec(uri, "images", str(path))
     if _PATTERN.search(path.name):
         if suffix not in IMAGE_EXTENSIONS:
-            raise VideoError(f"{uri!r}: an image sequence needs an image extension, one of {IMAGE_EXTENSIONS}")
+            raise VideoInputError(f"{uri!r}: an image sequence needs an image extension, one of {IMAGE_EXTENSIONS}")
         return SinkSpec(uri, "images", str(path))
     if suffix in WRITABLE_VIDEO_EXTENSIONS:
         return SinkSpec(uri, "video", str(path))
     if suffix in IMAGE_EXTENSIONS:
-        raise VideoError(
+        raise VideoInputError(
             f"{uri!r}: a single image cannot hold a video; write a numbered sequence such as "
             f"{path.with_name(path.stem + '_%05d' + path.suffix)} or a folder {path.with_suffix('')}/ "
             "(for one image, use `fcn-edge segment`)"
         )
     if suffix == "":
         return SinkSpec(uri, "images", str(path))
-    raise VideoError(
+    raise VideoInputError(
         f"{uri!r}: cannot tell what to write from the extension {suffix!r}; video files: "
         f"{WRITABLE_VIDEO_EXTENSIONS}, image sequences: a folder or a %05d pattern"
     )
