@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta
 from fcn_edge.errors import ExportError, UsageError
-from fcn_edge.export.heads import ARGMAX_METHODS, MASK_DTYPES, OUTPUTS
+from fcn_edge.export.heads import choice_problems
 
 Size = Tuple[int, int]
 
@@ -79,12 +79,7 @@ class ExportConfig:
         problems = []
         if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 1):
             problems.append(f"input_size {self.input_size} is not a positive (height, width)")
-        if self.output not in OUTPUTS:
-            problems.append(f"output {self.output!r} is not one of {OUTPUTS}")
-        if self.mask_dtype not in MASK_DTYPES:
-            problems.append(f"mask_dtype {self.mask_dtype!r} is not one of {MASK_DTYPES}")
-        if self.argmax not in ARGMAX_METHODS:
-            problems.append(f"argmax {self.argmax!r} is not one of {ARGMAX_METHODS}")
+        problems += choice_problems(self.output, self.mask_dtype, self.argmax)
         if self.fuse_resize and not self.fuse_preprocess:
             problems.append("a fused resize takes uint8 frames: it needs the fused preprocessing (--fuse-preprocess)")
         frames = (self.frame_min_size, self.frame_size, self.frame_max_size)

@@ -47,6 +47,16 @@ MIN_OPSET = 11  # Resize with sizes, Equal on floats
 HEAD_PREFIX = "fcn_edge"  # the grafted nodes' names start with it
 
 
+def choice_problems(output: str, mask_dtype: str, argmax: str) -> List[str]:
+    """What is wrong with a choice of output kind, mask dtype and argmax, one line each."""
+    problems = []
+    for name, value, allowed in (("output", output, OUTPUTS), ("mask_dtype", mask_dtype, MASK_DTYPES),
+                                 ("argmax", argmax, ARGMAX_METHODS)):
+        if value not in allowed:
+            problems.append(f"{name} {value!r} is not one of {allowed}")
+    return problems
+
+
 @dataclass(frozen=True)
 class NetworkIO:
     """How the bare network lays out its input and output; fcn-edge's own models are the
@@ -98,13 +108,7 @@ class Heads:
     argmax: str = "topk"
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.output not in OUTPUTS:
-            problems.append(f"output {self.output!r} is not one of {OUTPUTS}")
-        if self.mask_dtype not in MASK_DTYPES:
-            problems.append(f"mask dtype {self.mask_dtype!r} is not one of {MASK_DTYPES}")
-        if self.argmax not in ARGMAX_METHODS:
-            problems.append(f"argmax {self.argmax!r} is not one of {ARGMAX_METHODS}")
+        problems = choice_problems(self.output, self.mask_dtype, self.argmax)
         if self.resize_to is not None and not self.fuse_preprocess:
             problems.append("a fused resize takes uint8 frames: it needs the fused preprocessing")
         if self.num_classes < 1:
