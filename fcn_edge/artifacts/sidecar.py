@@ -131,8 +131,11 @@ class EngineRecord:
             capability = format_capability(capability)
         except MetaError:
             raise read.error("compute_capability", "a compute capability like '8.7'", capability) from None
+        trt_version = read.text("tensorrt_version", nonempty=True)
+        if not re.fullmatch(r"\d+(\.\d+)*", trt_version.strip()):
+            raise read.error("tensorrt_version", "a version like '10.3.0'", trt_version)
         return cls(
-            tensorrt_version=read.text("tensorrt_version", nonempty=True),
+            tensorrt_version=trt_version,
             gpu_name=read.text("gpu_name", nonempty=True),
             compute_capability=capability,
             precision=read.choice("precision", ENGINE_PRECISIONS),
