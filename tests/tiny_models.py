@@ -68,19 +68,10 @@ def tiny_meta(spec: TinySpec = TinySpec()) -> ModelMeta:
 
 def tiny_torch_model(spec: TinySpec = TinySpec()):
     """The ``fcn8s_tiny`` network with seeded weights whose scores are spread enough that
-    argmax ties are rare (freshly initialised FCN score layers output near-zero logits)."""
-    import torch
+    argmax ties are rare (the product's own smoke-test model, as ``fcn-edge doctor`` builds it)."""
+    from fcn_edge.models.tiny import smoke_test_model
 
-    from fcn_edge.models import build_model
-
-    torch.manual_seed(spec.seed)
-    model = build_model(ARCH, len(spec.classes)).eval()
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if name.startswith("head.score"):
-                module.weight.normal_(0.0, 0.5)
-                module.bias.normal_(0.0, 0.5)
-    return model
+    return smoke_test_model(len(spec.classes), spec.seed)
 
 
 def _export(spec: TinySpec, out: Path) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 
 from fcn_edge.doctor.check import Check
 from fcn_edge.errors import FcnEdgeError
+from fcn_edge.optional import require
 
 DOCTOR_ARCH = "fcn8s_tiny"
 # Masks agree with ONNX Runtime on the CPU at least this much (as in tests/test_engine_trt.py:
@@ -74,21 +75,14 @@ def doctor_model(workdir: Path, size: Tuple[int, int], mask_head: str = "") -> P
     uint8 mask through ``mask_head`` (topk / reduce). Its weights are seeded and its score
     layers spread: a fresh FCN's scores are near zero, and argmax ties would make the
     agreement measure noise instead of the engine."""
-    import torch
-
+    require("torch", "exporting the doctor's test model")
     from fcn_edge.artifacts import ModelMeta
     from fcn_edge.classes import resolve_classes
     from fcn_edge.export import ExportConfig, export_model
-    from fcn_edge.models import build_model
+    from fcn_edge.models.tiny import smoke_test_model
 
     classes = resolve_classes("synthetic")
-    torch.manual_seed(0)
-    model = build_model(DOCTOR_ARCH, len(classes.names)).eval()
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if name.startswith("head.score"):
-                module.weight.normal_(0.0, 0.5)
-                module.bias.normal_(0.0, 0.5)
+    model = smoke_test_model(len(classes.names))
     meta = ModelMeta(DOCTOR_ARCH, classes.names, classes.palette, dataset=classes.dataset).with_history(
         "fcn-edge doctor: seeded weights with spread score layers; not trained")
     head = dict(output="mask", argmax=mask_head) if mask_head else {}

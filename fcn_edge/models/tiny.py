@@ -41,3 +41,22 @@ class TinyBackbone(nn.Module):
         s16 = self.relu(self.down16(s8))
         s32 = self.relu(self.down32(s16))
         return {"stride8": s8, "stride16": s16, "stride32": s32}
+
+
+def smoke_test_model(num_classes: int, seed: int = 0) -> nn.Module:
+    """``fcn8s_tiny`` in eval mode with seeded weights whose score layers are spread (std 0.5).
+
+    Freshly initialised FCN score layers (std 0.01) give near-equal logits, so two runtimes'
+    masks of such a model would compare rounding noise; spread scores make argmax ties rare,
+    and a disagreement then means something. ``fcn-edge doctor`` and the tests build on it.
+    """
+    from fcn_edge.models.registry import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("fcn8s_tiny", num_classes).eval()
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.startswith("head.score"):
+                module.weight.normal_(0.0, 0.5)
+                module.bias.normal_(0.0, 0.5)
+    return model
