@@ -86,6 +86,14 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, 0.0, "a number >= 0")
 
 
+def percent(text: str) -> float:
+    """A percentage in (0, 100], e.g. an agreement target of 99.5."""
+    value = positive_float(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {text}")
+    return value
+
+
 def alpha_255(text: str) -> float:
     """segnet's --alpha: 0 (frame only) to 255 (mask only)."""
     value = _number(text, float, 0.0, "an alpha in 0-255")
