@@ -15,7 +15,7 @@ from fcn_edge.errors import FcnEdgeError
 
 # The chain's order: how `fcn-edge --help` lists the steps.
 COMMANDS = (
-    "demo", "train", "export", "quantize", "compare", "build_engine", "info",
+    "demo", "train", "export", "quantize", "qat", "compare", "build_engine", "info",
     "segment", "run", "benchmark", "evaluate",
 )
 
