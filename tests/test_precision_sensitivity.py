@@ -128,3 +128,16 @@ def test_quantize_cli_target_and_report(setup, tmp_path, capsys):
     assert main(argv + ["--report", str(report)]) == 2
     assert "--report writes the sensitivity ranking" in capsys.readouterr().err
     assert np.isfinite(data["baseline_agreement"])
+
+
+def test_the_full_demo_makes_the_variant_that_meets_the_target(tmp_path):
+    from fcn_edge.demo import INT8_TARGET_AGREEMENT, DemoConfig, demo_steps
+
+    def int8_step(quick):
+        steps = demo_steps(DemoConfig(out_dir=tmp_path, quick=quick), tmp_path / "m.pt", tmp_path, tmp_path / "c.mp4")
+        (step,) = [s for s in steps if s.outputs[0].name == "model.int8.onnx"]
+        return step
+
+    full, quick = int8_step(False), int8_step(True)
+    assert INT8_TARGET_AGREEMENT == 99.5
+    assert full.command.endswith("--target-agreement 99.5") and "--target-agreement" not in quick.command
