@@ -376,6 +376,40 @@ def _meta_input_shape(model, where: str) -> Tuple[int, ...]:
     return tuple(meta.input_shape(1))
 
 
+def light_copy(model):
+    """``model`` without its large initialisers' bytes (their names, types and dims stay):
+    enough for shape and type inference, without holding a VGG16's weights twice."""
+    import onnx
+
+    probe = onnx.ModelProto()
+    probe.ir_version = model.ir_version
+    probe.opset_import.extend(model.opset_import)
+    probe.graph.name = model.graph.name
+    probe.graph.node.extend(model.graph.node)
+    probe.graph.input.extend(model.graph.input)
+    probe.graph.output.extend(model.graph.output)
+    for init in model.graph.initializer:
+        light = probe.graph.initializer.add()
+        if init.ByteSize() > 4096:
+            light.name, light.data_type = init.name, init.data_type
+            light.dims.extend(init.dims)
+        else:
+            light.CopyFrom(init)
+    return probe
+
+
+def float_tensors(model) -> Set[str]:
+    """Names of the float tensors the graph computes (by ONNX type inference)."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light_copy(model))
+    except Exception as exc:  # InferenceError and friends
+        raise PrecisionError(f"ONNX type inference failed on the model: {exc}") from exc
+    return {v.name for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+            if v.type.tensor_type.elem_type in _FLOAT_TYPES}
+
+
 def tensor_facts(model, input_shape: Sequence[int]) -> Tuple[Dict[str, int], Dict[str, int], List[str]]:
     """(elem_type, element count) of every tensor at ``input_shape``, batch included.
 
@@ -387,20 +421,7 @@ def tensor_facts(model, input_shape: Sequence[int]) -> Tuple[Dict[str, int], Dic
     import onnx
 
     notes: List[str] = []
-    probe = onnx.ModelProto()
-    probe.ir_version = model.ir_version
-    probe.opset_import.extend(model.opset_import)
-    probe.graph.name = model.graph.name
-    probe.graph.node.extend(model.graph.node)
-    probe.graph.input.extend(model.graph.input)
-    probe.graph.output.extend(model.graph.output)
-    for init in model.graph.initializer:
-        light = probe.graph.initializer.add()
-        if init.ByteSize() > 4096:  # shape inference needs its type and dims, not its bytes
-            light.name, light.data_type = init.name, init.data_type
-            light.dims.extend(init.dims)
-        else:
-            light.CopyFrom(init)
+    probe = light_copy(model)
     inits = {i.name for i in probe.graph.initializer}
     graph_inputs = [v for v in probe.graph.input if v.name not in inits]
     dims = graph_inputs[0].type.tensor_type.shape.dim

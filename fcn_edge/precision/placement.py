@@ -82,10 +82,11 @@ def plan_placement(index: GraphIndex, target: str, keep_float: Tuple[str, ...] =
         if target != "tensorrt":
             return plan_placement(index, target, keep_float, False, include_output_path)
         without = plan_placement(index, target, keep_float, False, include_output_path)
-        if not _standalone_qs(index, without):
+        standalone = _standalone_qs(index, without)
+        if not standalone:
             return without
         with_input = plan_placement(index, target, keep_float, True, include_output_path)
-        return with_input if _standalone_qs(index, with_input) < _standalone_qs(index, without) else without
+        return with_input if _standalone_qs(index, with_input) < standalone else without
     if target not in TARGETS:
         raise PrecisionError(f"unknown INT8 target {target!r}; choose one of {TARGETS}")
     candidates = weighted_nodes(index)

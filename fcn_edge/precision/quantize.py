@@ -175,7 +175,7 @@ def calibrate(model_path: PathLike, calibration: Union[PathLike, Sequence[PathLi
     model_path = Path(model_path)
     model, meta = _load_fp32(model_path)
     index = GraphIndex.build(model.graph)
-    needed = _all_calibration_tensors(index)
+    needed = _all_calibration_tensors(index, model)
     if isinstance(calibration, CalibrationData):
         data = calibration
     else:
@@ -276,9 +276,15 @@ def _load_fp32(model_path: Path):
     return model, meta
 
 
-def _all_calibration_tensors(index: GraphIndex) -> List[str]:
-    """Every tensor either target's placement could quantise: one calibration serves all."""
-    names = []
+def _all_calibration_tensors(index: GraphIndex, model) -> List[str]:
+    """Every tensor either target's placement could quantise, whatever is kept float (the
+    inputs of every Add, Mul and Concat too: with a conv kept float, an Add's other input
+    can become the quantised one): one calibration serves every variant."""
+    from fcn_edge.precision.fusion import float_tensors
+
+    floats = float_tensors(model)
+    names = [t for node in index.graph.node if node.op_type in ("Add", "Mul", "Concat")
+             for t in index.data_inputs(node) if t in floats]
     for target in TARGETS:
         for include_output in (False, True):
             try:
