@@ -86,7 +86,7 @@ def test_fake_quantize_rounds_clamps_and_passes_gradients():
     w = torch.tensor([[1.0, -0.5], [0.01, 0.02]])
     q = WeightQuantizer(0)(w)
     assert torch.allclose(q[0], torch.tensor([1.0, -64 / 127])) and q[1].abs().max() == pytest.approx(0.02)
-    assert ActivationQuantizer("t", 0.25)(torch.tensor([0.3])).item() == 0.25
+    assert ActivationQuantizer("t", 0.25)(torch.tensor([0.3])).item() == pytest.approx(0.25)
 
 
 def test_qat_refuses_fused_exports(run, tmp_path):

@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     m.add_argument("--ranking-images", type=int, default=16)
     m.add_argument("--qat-iters", type=int, default=300)
     m.add_argument("--distill", type=float, default=1.0)
-    m.add_argument("--lr", type=float, default=1e-4)
+    m.add_argument("--lr", type=float, default=2e-5)
     m.add_argument("--split", default="val")
     t = sub.add_parser("train", parents=[common])
     t.add_argument("--arch", default="fcn8s_resnet18")

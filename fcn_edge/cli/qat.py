@@ -39,11 +39,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="dataset layout (default: detected)")
     group.add_argument("--iters", type=positive_int, default=300, help="fine-tuning iterations (default 300)")
     group.add_argument("--batch", type=positive_int, default=8, metavar="N", help="crops per iteration (default 8)")
-    group.add_argument("--lr", type=positive_float, default=1e-4, help="weights' learning rate (default 1e-4)")
+    group.add_argument("--lr", type=positive_float, default=2e-5, help="weights' learning rate (default 2e-5)")
     group.add_argument("--scale-lr", type=positive_float, default=1e-3,
-                       help="activation scales' learning rate (default 1e-3)")
-    group.add_argument("--distill", type=float, default=0.5, metavar="0-1",
-                       help="weight of distillation from the FP32 model against the labels (default 0.5)")
+                       help="activation scales' learning rate, relative per step (default 1e-3)")
+    group.add_argument("--distill", type=float, default=1.0, metavar="0-1",
+                       help="weight of distillation from the FP32 model against the labels' cross-entropy "
+                       "(default 1: the FP32 model's masks are the target)")
     group.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch CPU threads (default 1)")
     add_input_size(p, "export size HxW (default: the checkpoint's own)")
     q = p.add_argument_group("int8 (as fcn-edge quantize takes them)")

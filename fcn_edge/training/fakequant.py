@@ -36,28 +36,31 @@ _COMMUTING_CHAIN = ("Slice", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Fl
 
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Symmetric int8 quantise-dequantise with straight-through rounding: the gradient
-    passes inside the range, and reaches ``scale`` as in LSQ (Esser et al. 2020)."""
+    passes inside the range, and reaches ``scale`` as in LSQ (Esser et al. 2020):
+    round(x/s) - x/s inside the range, +-127 outside."""
     q = torch.clamp(x / scale, -QMAX, QMAX)
     q = q + (torch.round(q) - q).detach()
     return q * scale
 
 
 class ActivationQuantizer(nn.Module):
-    """A learnable per-tensor scale, started at the post-training calibration's."""
+    """A learnable per-tensor scale, started at the post-training calibration's.
+
+    The scale is learned as its logarithm: Adam's steps are then relative (a learning rate
+    of 1e-3 moves a scale by about 0.1 % per step, whatever its size), which LSQ's gradient
+    scaling cannot do for an optimiser that normalises gradients."""
 
     def __init__(self, tensor: str, scale: float):
         super().__init__()
         self.tensor = tensor
-        self.scale = nn.Parameter(torch.tensor(float(scale)))
-        self.grad_factor = 1.0
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(max(scale, MIN_SCALE)))))
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = self.grad_factor  # LSQ: scale the scale's gradient by 1/sqrt(numel * Qmax)
-        scale = self.scale * g + (self.scale - self.scale * g).detach()
-        return fake_quantize(x, scale.clamp_min(MIN_SCALE))
-
-    def set_grad_factor(self, numel: int) -> None:
-        self.grad_factor = 1.0 / float(np.sqrt(max(1, numel) * QMAX))
+        return fake_quantize(x, self.scale.clamp_min(MIN_SCALE))
 
 
 class WeightQuantizer(nn.Module):
@@ -182,10 +185,9 @@ def _chain_sources(index: GraphIndex, tensor: str) -> List[str]:
     return found
 
 
-def map_sites(model: nn.Module, onnx_model, placement, example: np.ndarray
-              ) -> Tuple[List[Site], Dict[str, str], Dict[str, int]]:
-    """(activation sites, ONNX weighted node -> conv module name, elements per image of
-    each quantised tensor) of ``placement`` on the PyTorch ``model``."""
+def map_sites(model: nn.Module, onnx_model, placement, example: np.ndarray) -> Tuple[List[Site], Dict[str, str]]:
+    """(activation sites, ONNX weighted node -> conv module name) of ``placement`` on the
+    PyTorch ``model``."""
     index = GraphIndex.build(onnx_model.graph)
     input_name = next(iter(index.graph_inputs))
     wanted = [t for t in placement.activations] + [n.input[0] for n in placement.weights]
@@ -214,8 +216,7 @@ def map_sites(model: nn.Module, onnx_model, placement, example: np.ndarray
 
     sites = [_site(t, index, values, outputs, weights, input_name)
              for t in placement.activations if t not in placement.shared]
-    sizes = {t: int(values[t][0].size) for t in placement.activations if t in values}
-    return sites, weights, sizes
+    return sites, weights
 
 
 def _innermost(matches):
@@ -253,10 +254,8 @@ def attach(model: nn.Module, onnx_model, placement, scales: Dict[str, float], ex
     -> its weight's scale axis (None: per tensor)."""
     from torch.nn.utils import parametrize
 
-    sites, weights, sizes = map_sites(model, onnx_model, placement, example)
+    sites, weights = map_sites(model, onnx_model, placement, example)
     quantizers = nn.ModuleDict({_key(s.tensor): ActivationQuantizer(s.tensor, scales[s.tensor]) for s in sites})
-    for site in sites:
-        quantizers[_key(site.tensor)].set_grad_factor(sizes.get(site.tensor, 1 << 16))
     fq = FakeQuantModel(model, sites, quantizers, dict(placement.shared), weights)
     by_module: Dict[str, Dict[int, ActivationQuantizer]] = {}
     by_conv: Dict[str, ActivationQuantizer] = {}

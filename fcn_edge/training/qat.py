@@ -44,9 +44,9 @@ class QatConfig:
 
     iters: int = 300
     batch_size: int = 8
-    lr: float = 1e-4
-    scale_lr: float = 1e-3
-    distill: float = 0.5
+    lr: float = 2e-5  # about 1 % of the training's: fine-tuning, not retraining
+    scale_lr: float = 1e-3  # per step, relative (the scales are learned as logarithms)
+    distill: float = 1.0  # the FP32 model's masks are the target: distillation alone by default
     temperature: float = 1.0
     data: str = "synthetic"
     split: Optional[str] = None  # None: "train"
@@ -246,9 +246,6 @@ def _train(torch, model, teacher, fq, meta, config: QatConfig) -> List[Dict[str,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        with torch.no_grad():
-            for p in scales:
-                p.clamp_(min=1e-6)
         agree = float((logits.argmax(1) == target.argmax(1)).float().mean())
         value = float(loss.item())
         smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
