@@ -33,8 +33,10 @@ def test_quantize_then_compare(setup, capsys, tmp_path):
     assert [read_onnx_meta(v).precision for v in variants] == ["fp16", "int8", "int8"]
     report = tmp_path / "report.json"
     assert main(["compare", str(model)] + [str(v) for v in variants] +
-                ["--data", str(root / "data"), "--runs", "2", "--json", str(report), "--quiet"]) == 0
+                ["--data", str(root / "data"), "--runs", "2", "--json", str(report), "--quiet", "--fusion"]) == 0
     table = capsys.readouterr().out
+    assert table.count("TensorRT fusion (predicted") == 1  # the TensorRT INT8 only, not the ORT flavour
+    assert list(json.loads(report.read_text())["fusion"]) == ["tiny.int8.onnx"]
     assert "mean IU" in table and "compute ms" in table and "4 images of" in table
     assert "IU per class; '!' marks a drop of more than 1 points" in table
     rows = json.loads(report.read_text())["reports"]

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--class-drop", type=non_negative_float, default=1.0, metavar="POINTS",
                    help="flag classes whose IU drops by more than this many points (default 1)")
     p.add_argument("--fusion", action="store_true",
-                   help="also print the predicted TensorRT fusion report of each INT8 (Q/DQ) model")
+                   help="also print the predicted TensorRT fusion report of each INT8 model made for TensorRT")
     add_json(p)
     add_quiet(p)
     return p
@@ -57,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if args.fusion:
         from fcn_edge.precision.fusion import format_fusion_report, fusion_report
 
+        from fcn_edge.artifacts import read_onnx_meta
+
         for r in reports:
-            if r.precision == "int8":
+            history = " ".join(read_onnx_meta(r.path).history)
+            if r.precision == "int8" and "target=onnxruntime" not in history:  # TensorRT-flavoured Q/DQ
                 report = fusion_report(r.path)
                 fusion[r.name] = report.as_dict()
                 print(f"\n{r.name}", file=out)
