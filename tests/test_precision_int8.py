@@ -217,3 +217,27 @@ def test_keep_float_and_path_options_change_what_is_quantised(models, tmp_path):
         default = quantize_int8(models["fused"], models["root"] / "calib", tmp_path / f"d-{target}.onnx",
                                 QuantizeConfig(target=target, cache_dir=str(tmp_path / "cache"), progress=False))
         assert set(default.kept_float) == {FUSED_PREFIX + name for name in kept}
+
+
+def test_tiny_weight_scales_survive_the_fp16_grid(models, tmp_path):
+    """Folded weights far below FP16's normal range (a conv after a near-zero BatchNorm gamma)
+    keep their resolution: their scales go on FP16's subnormal grid, never rounded down."""
+    model = onnx.load(str(models["unfused"]))
+    (conv,) = [n for n in model.graph.node if n.name == "/backbone/block/Conv"]
+    (init,) = [i for i in model.graph.initializer if i.name == conv.input[1]]
+    weight = numpy_helper.to_array(init) * np.float32(1e-4)  # per-channel scales ~1e-7: FP16 subnormals
+    init.CopyFrom(numpy_helper.from_array(weight, init.name))
+    small = tmp_path / "small.onnx"
+    onnx.save(model, str(small))
+    result = quantize_int8(small, models["root"] / "calib", tmp_path / "small.int8.onnx",
+                           QuantizeConfig(use_cache=False, progress=False))
+    quantised = onnx.load(str(result.path))
+    inits = _initializers(quantised)
+    (conv,) = [n for n in quantised.graph.node if n.name == "/backbone/block/Conv"]
+    dq = _weight_dq(quantised, conv)
+    scale = inits[dq.input[1]].astype(np.float32)
+    assert scale.dtype == np.float32 and inits[dq.input[1]].dtype == np.float16
+    restored = inits[dq.input[0]].astype(np.float32) * scale[:, None, None, None]
+    amax = np.abs(weight).reshape(len(weight), -1).max(axis=1)
+    error = np.abs(restored - weight).reshape(len(weight), -1).max(axis=1)
+    assert np.all(error <= 0.01 * amax)  # within a per cent of each channel's range (127 levels ~ 0.4 %)

@@ -155,9 +155,10 @@ class Calibrated:
                               config.include_output_path)
 
     def build(self, config: QuantizeConfig, keep_float: Sequence[str] = (),
-              ranges: Optional[Dict[str, TensorRange]] = None):
+              ranges: Optional[Dict[str, TensorRange]] = None, fp16_scales: Optional[bool] = None):
         """(Q/DQ ModelProto, Placement, ranges used, counts) for ``config`` with ``keep_float``
-        added to ``config.keep_float``; ``ranges`` overrides calibrated ones by tensor name."""
+        added to ``config.keep_float``; ``ranges`` overrides calibrated ones by tensor name;
+        ``fp16_scales`` puts the scales on the FP16 grid (default: where the graph is mixed)."""
         given = ranges or {}
 
         def ranges_for(names):
@@ -166,7 +167,7 @@ class Calibrated:
             return found
 
         return build_variant(self.model, config, tuple(config.keep_float) + tuple(keep_float), ranges_for,
-                             str(self.path))
+                             str(self.path), fp16_scales)
 
 
 def calibrate(model_path: PathLike, calibration: Union[PathLike, Sequence[PathLike], CalibrationData],
@@ -203,9 +204,11 @@ def calibrate(model_path: PathLike, calibration: Union[PathLike, Sequence[PathLi
                       len(data.images) - skipped, skipped, cache_file, cache_hit)
 
 
-def build_variant(fp32_model, config: QuantizeConfig, keep_float: Tuple[str, ...], ranges_for, where: str):
+def build_variant(fp32_model, config: QuantizeConfig, keep_float: Tuple[str, ...], ranges_for, where: str,
+                  fp16_scales: Optional[bool] = None):
     """(Q/DQ copy of ``fp32_model``, Placement, ranges, counts); ``ranges_for(names)`` gives
     the range of each tensor the placement calibrates."""
+    fp16_scales = config.mixed_fp16 if fp16_scales is None else fp16_scales
     from onnx import ModelProto
 
     model = ModelProto()
@@ -215,8 +218,8 @@ def build_variant(fp32_model, config: QuantizeConfig, keep_float: Tuple[str, ...
     placement = plan_placement(index, config.target, keep_float, config.include_input_path,
                                config.include_output_path)
     ranges = ranges_for(placement.calibrate)
-    params = activation_params(placement, ranges, config.mixed_fp16)
-    counts = insert_qdq(model, index, placement, params, config.storage, config.mixed_fp16)
+    params = activation_params(placement, ranges, fp16_scales)
+    counts = insert_qdq(model, index, placement, params, config.storage, fp16_scales)
     _drop_stale_value_info(model)
     if config.mixed_fp16:
         to_mixed_fp16(model, where)

@@ -275,7 +275,9 @@ class Trials:
 
     def __init__(self, calibrated: Calibrated, config: QuantizeConfig, feeds, threads: Optional[int]):
         self.calibrated = calibrated
-        # the FP32 Q/DQ form of the same placement: identical numbers up to FP16 rounding
+        # the FP32 Q/DQ form of the same placement with the same (FP16-grid) scales: the
+        # variant's numbers up to the FP16 rounding of its float layers
+        self.fp16_scales = config.mixed_fp16
         self.config = replace(config, min_tensorrt=8, weight_storage="fake") if config.target == "tensorrt" \
             else replace(config, weight_storage="fake")
         self.feeds = feeds
@@ -293,7 +295,7 @@ class Trials:
     def agreement(self, keep_float: Tuple[str, ...]) -> float:
         key = tuple(sorted(keep_float))
         if key not in self._memo:
-            model, _, _, _ = self.calibrated.build(self.config, keep_float)
+            model, _, _, _ = self.calibrated.build(self.config, keep_float, fp16_scales=self.fp16_scales)
             bake_weights(model)
             self._memo[key] = agreement(_masks(_session(model, self.threads), self.feeds, self.logits),
                                         self.reference)
