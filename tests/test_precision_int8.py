@@ -241,3 +241,32 @@ def test_tiny_weight_scales_survive_the_fp16_grid(models, tmp_path):
     amax = np.abs(weight).reshape(len(weight), -1).max(axis=1)
     error = np.abs(restored - weight).reshape(len(weight), -1).max(axis=1)
     assert np.all(error <= 0.01 * amax)  # within a per cent of each channel's range (127 levels ~ 0.4 %)
+
+
+def test_the_runtime_keeps_a_mixed_graphs_biases_float(models, tmp_path):
+    """A large bias over a tiny weight scale: ORT's own WeightBiasQuantization would quantise
+    it in FP16 and overflow; the runtime's ONNX Runtime backend computes what the graph says
+    (as ORT does with no graph optimisation at all)."""
+    from fcn_edge.runtime import load_segmenter
+
+    model = onnx.load(str(models["unfused"]))
+    (conv,) = [n for n in model.graph.node if n.name == "/backbone/down32/Conv"]
+    inits = {i.name: i for i in model.graph.initializer}
+    weight = numpy_helper.to_array(inits[conv.input[1]]) * np.float32(1e-3)
+    inits[conv.input[1]].CopyFrom(numpy_helper.from_array(weight, conv.input[1]))
+    bias = np.full(weight.shape[0], 3.0, np.float32)
+    inits[conv.input[2]].CopyFrom(numpy_helper.from_array(bias, conv.input[2]))
+    path = tmp_path / "bias.onnx"
+    onnx.save(model, str(path))
+    int8 = quantize_int8(path, models["root"] / "calib", tmp_path / "bias.int8.onnx",
+                         QuantizeConfig(use_cache=False, progress=False)).path
+    meta = read_onnx_meta(int8)
+    feed = next(iter(CalibrationData(models["root"] / "calib", meta, CalibrationConfig(progress=False))))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    plain = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
+    expected = plain.run(None, feed)[0].astype(np.float32)
+    assert np.isfinite(expected).all()
+    with load_segmenter(int8, "onnxruntime", providers=["cpu"]) as segmenter:
+        got = np.asarray(segmenter.backend.infer(feed[meta.input_name])[0], np.float32)
+    assert np.abs(got - expected).max() <= 1e-2 * np.abs(expected).max()
