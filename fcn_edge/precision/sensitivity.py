@@ -222,11 +222,14 @@ def _feeds(calibrated: Calibrated, images: Sequence[Path]) -> List[Dict[str, np.
 def _session(model, threads: Optional[int]):
     import onnxruntime as ort
 
+    from fcn_edge.runtime.ort_backend import DISABLED_OPTIMIZERS
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(DISABLED_OPTIMIZERS))
 
 
 def _masks(session, feeds: Sequence[Dict[str, np.ndarray]], logits: bool) -> List[np.ndarray]:
