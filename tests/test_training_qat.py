@@ -49,7 +49,8 @@ def test_qat_writes_checkpoint_fp32_and_int8_through_the_normal_paths(run):
     assert [h["iteration"] for h in result.history] == [1, 2, 3, 4]
     assert all(np.isfinite(h["loss"]) and 0.0 <= h["agreement"] <= 1.0 for h in result.history)
     meta = read_onnx_meta(result.int8_onnx)
-    assert meta.precision == "int8" and "scales=qat" in meta.history[-1] and "qat:" in meta.history[-2]
+    assert meta.precision == "int8" and "scales=qat" in meta.history[-1]
+    assert any(step.startswith("qat:") for step in meta.history)
     from fcn_edge.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(result.checkpoint)
@@ -89,13 +90,25 @@ def test_fake_quantize_rounds_clamps_and_passes_gradients():
     assert ActivationQuantizer("t", 0.25)(torch.tensor([0.3])).item() == pytest.approx(0.25)
 
 
-def test_qat_refuses_fused_exports(run, tmp_path):
+def test_qat_writes_a_fused_mask_export_with_the_learned_scales(run, tmp_path):
     from fcn_edge.export import ExportConfig
 
     root, result = run
-    with pytest.raises(PrecisionError, match="QAT trains on the logits graph"):
-        qat(result.checkpoint, root / "calib", tmp_path, QatConfig(iters=1, progress=False),
-            ExportConfig(fuse_preprocess=True, output="mask"))
+    fused = qat(root / "tiny.pt", root / "calib", tmp_path, QatConfig(
+        iters=2, batch_size=2, data=str(root / "data"), crop_size=None, progress=False,
+        quantize=QuantizeConfig(cache_dir=str(root / "cache"), progress=False)),
+        ExportConfig(fuse_preprocess=True, output="mask"))
+    meta = read_onnx_meta(fused.int8_onnx)
+    assert meta.fused_preprocess and meta.output_kind == "mask" and meta.precision == "int8"
+    from fcn_edge.models.checkpoint import read_checkpoint_file
+
+    acts, weights = _qdq(fused.int8_onnx)
+    plain_acts, plain_weights = _qdq(result.int8_onnx)
+    assert len(acts) == len(plain_acts) and len(weights) == len(plain_weights)
+    assert all(name.startswith("/model/model/") for name in weights)  # the wrappers' scopes
+    learned = sorted(read_checkpoint_file(fused.checkpoint)["extra"]["qat"]["scales"].values())
+    for want, got in zip(learned, sorted(acts.values())):  # every learned scale, on the FP16 grid
+        assert want <= got <= want * (1 + 2 ** -9)
 
 
 def test_qat_cli(run, tmp_path, capsys):

@@ -4,8 +4,9 @@ Exports and calibrates the checkpoint as ``quantize --precision int8`` would, pu
 quantisation into the PyTorch model exactly where that Q/DQ ONNX has it (the same
 placement, the same layers left unquantised: ``--keep-float`` as for quantize), checks the
 two agree, and fine-tunes weights and activation scales for a few hundred iterations on the
-training split: the labels' cross-entropy plus distillation from the FP32 model (the
-progress bar shows the loss and the agreement with FP32). Writes, in ``-o DIR``:
+training split, distilling from the FP32 model (``--distill`` below 1 mixes in the labels'
+cross-entropy; the progress bar shows the loss and the agreement with FP32). Writes, in
+``-o DIR`` and in the export form asked for (``--fuse-preprocess``, ``--output-kind``):
 ``model.qat.pt`` (the fine-tuned checkpoint), ``model.qat.onnx`` (its FP32 export) and
 ``model.qat.int8.onnx`` (its Q/DQ variant with the learned scales); measure it with
 ``fcn-edge compare MODEL.onnx DIR/model.qat.int8.onnx``.
@@ -46,7 +47,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="weight of distillation from the FP32 model against the labels' cross-entropy "
                        "(default 1: the FP32 model's masks are the target)")
     group.add_argument("--threads", type=positive_int, default=1, metavar="N", help="torch CPU threads (default 1)")
-    add_input_size(p, "export size HxW (default: the checkpoint's own)")
+    export = p.add_argument_group("export (as fcn-edge export takes them)")
+    add_input_size(export, "export size HxW (default: the checkpoint's own)")
+    export.add_argument("--fuse-preprocess", action="store_true",
+                        help="input uint8 NHWC BGR frames; normalisation and layout inside the graph")
+    export.add_argument("--output-kind", choices=("logits", "mask"), default="logits",
+                        help="logits (float NCHW scores) or mask (argmax inside the graph)")
+    export.add_argument("--max-batch", type=positive_int, default=1,
+                        help="largest batch later steps must support (default 1)")
     q = p.add_argument_group("int8 (as fcn-edge quantize takes them)")
     q.add_argument("--target", choices=("tensorrt", "onnxruntime"), default="tensorrt")
     q.add_argument("--min-tensorrt", type=int, choices=(8, 10), default=10)
@@ -77,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     config = QatConfig(iters=args.iters, batch_size=args.batch, lr=args.lr, scale_lr=args.scale_lr,
                        distill=args.distill, data=args.data, split=args.split, data_format=args.data_format,
                        threads=args.threads, progress=not args.quiet, quantize=quantize)
-    export = ExportConfig(input_size=tuple(args.input_size) if args.input_size else None)
+    export = ExportConfig(input_size=tuple(args.input_size) if args.input_size else None,
+                          fuse_preprocess=args.fuse_preprocess, output=args.output_kind, max_batch=args.max_batch)
     result = qat(args.model, resolve_calibration_source(args.calib), Path(args.out or "runs/qat"), config, export)
     final = result.history[-1] if result.history else {}
     print(f"fine-tuned {result.iterations} iterations in {result.seconds:.0f} s; fake-quantised PyTorch vs the Q/DQ "

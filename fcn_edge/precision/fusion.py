@@ -66,8 +66,8 @@ def value_inputs(index: GraphIndex, node) -> List[str]:
         return [node.input[0]] if node.input and not index.is_constant(node.input[0]) else []
     return index.data_inputs(node)
 
+
 # Where a Q or a DQ ends up.
-FUSED_SITES = ("conv", "add", "across", "pointwise", "pool")
 Q_SITES = ("conv", "add", "across", "pointwise", "input", "standalone")
 DQ_SITES = ("conv", "add", "across", "pointwise", "pool", "standalone")
 SITE_TEXT = {

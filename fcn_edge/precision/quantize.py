@@ -145,7 +145,7 @@ class Calibrated:
         symmetric = config.target == "tensorrt"
         missing = [n for n in names if n not in self.histograms]
         if missing:
-            raise PrecisionError(f"internal error: no calibration histogram for {missing[:5]}")
+            raise PrecisionError(f"{self.path}: no calibrated (or given) range for tensors {missing[:5]}")
         return {n: tensor_range(self.histograms[n], config.method, symmetric, config.percentile) for n in names}
 
     def placement(self, config: QuantizeConfig, keep_float: Sequence[str] = ()):

@@ -93,7 +93,9 @@ def qat(checkpoint: PathLike, calibration, out_dir: PathLike, config: QatConfig 
         export=None) -> QatResult:
     """Fine-tune ``checkpoint`` with fake quantisation and write, in ``out_dir``,
     ``model.qat.pt``, ``model.qat.onnx`` and ``model.qat.int8.onnx``. ``export`` is the
-    ExportConfig of the ONNX files (default: the checkpoint's own input size, logits)."""
+    ExportConfig of the ONNX files (default: the checkpoint's own input size, logits); the
+    training itself runs on the logits graph, and the learned scales are carried over to a
+    fused or mask export tensor by tensor."""
     torch = require("torch", "quantisation-aware training")
     from fcn_edge.export import ExportConfig, export_model
     from fcn_edge.models.checkpoint import load_checkpoint, save_checkpoint
@@ -109,16 +111,12 @@ def qat(checkpoint: PathLike, calibration, out_dir: PathLike, config: QatConfig 
     loaded = load_checkpoint(checkpoint)
     model, meta = loaded.model.eval(), loaded.meta
     export = (export or ExportConfig()).for_meta(meta)
-    if export.fuse_preprocess or export.output != "logits":
-        raise PrecisionError("QAT trains on the logits graph: export fused/mask variants from the QAT "
-                             "checkpoint with `fcn-edge export` and quantise them with the learned scales "
-                             "(the scales file written beside it)")
 
-    # 1. the graph QAT must match: the FP32 export, calibrated
+    # 1. the graph QAT must match: the FP32 export (logits: the loss needs them), calibrated
     work = out_dir / ".qat"
     work.mkdir(exist_ok=True)
     base_onnx = work / "base.onnx"
-    export_model(model, meta, base_onnx, export)
+    export_model(model, meta, base_onnx, dataclasses.replace(export, fuse_preprocess=False, output="logits"))
     calibrated = calibrate(base_onnx, calibration, qconfig)
     reference_qdq, _, ranges, _ = calibrated.build(_fp32_qdq(qconfig))
     placement = calibrated.placement(qconfig)
@@ -161,13 +159,37 @@ def qat(checkpoint: PathLike, calibration, out_dir: PathLike, config: QatConfig 
     from fcn_edge.precision.ranges import TensorRange
 
     fp32_model = load_model(fp32_onnx)
+    learned = _rename_for(calibrated.model, fp32_model, learned)
     learned_ranges = {t: TensorRange(-127.0 * s, 127.0 * s) for t, s in learned.items()}
-    stub = Calibrated(fp32_onnx, fp32_model, qat_meta, model_sha256(fp32_onnx), {}, "learned by QAT",
-                      calibrated.images_used, 0, None, False)
+    from fcn_edge.artifacts import read_onnx_meta
+
+    stub = Calibrated(fp32_onnx, fp32_model, read_onnx_meta(fp32_onnx), model_sha256(fp32_onnx), {},
+                      "learned by QAT", calibrated.images_used, 0, None, False)
     result = write_variant(stub, out_dir / "model.qat.int8.onnx", qconfig, ranges=learned_ranges,
                            note=f"scales=qat iters={config.iters}")
     return QatResult(ckpt, fp32_onnx, result.path, config.iters, time.perf_counter() - start, check,
                      history, tuple(placement.kept_float))
+
+
+def _rename_for(base, final, scales: Dict[str, float]) -> Dict[str, float]:
+    """``scales`` keyed by the tensors of ``final`` (the requested export: fused preprocessing
+    and argmax wrappers prefix node names and replace the input) instead of ``base`` (the
+    logits graph QAT trained on): each tensor is found as the same input of the same node."""
+    from fcn_edge.precision.graph import GraphIndex
+
+    base_index, final_index = GraphIndex.build(base.graph), GraphIndex.build(final.graph)
+    renamed = {}
+    for tensor, scale in scales.items():
+        if tensor in final_index.consumers and tensor not in final_index.graph_inputs:
+            renamed[tensor] = scale  # the same graph
+            continue
+        reader = base_index.data_consumers(tensor)[0]
+        matches = [n for n in final.graph.node if n.name.endswith(reader.name) and n.op_type == reader.op_type]
+        if len(matches) != 1:
+            raise PrecisionError(f"QAT: cannot find node {reader.name!r} (reading {tensor!r}) in the export")
+        slot = list(reader.input).index(tensor)
+        renamed[matches[0].input[slot]] = scale
+    return renamed
 
 
 def _fp32_qdq(qconfig):
@@ -185,7 +207,8 @@ def _scales(placement, ranges) -> Dict[str, float]:
 def _check_feeds(calibrated, calibration, count: int) -> List[np.ndarray]:
     from fcn_edge.precision.calibration import CalibrationConfig, CalibrationData, list_calibration_images
 
-    images = list(calibration.images) if hasattr(calibration, "images") else list_calibration_images(calibration)
+    images = list(calibration.images) if isinstance(calibration, CalibrationData) \
+        else list_calibration_images(calibration)
     data = CalibrationData(images[:count], calibrated.meta, CalibrationConfig(batch_size=count, progress=False))
     return [batch[calibrated.meta.input_name] for batch in data]
 
