@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from fcn_edge.artifacts import read_onnx_meta  # noqa: E402
-from fcn_edge.errors import PrecisionError  # noqa: E402
 from fcn_edge.precision.quantize import QuantizeConfig  # noqa: E402
 from fcn_edge.training.fakequant import ActivationQuantizer, WeightQuantizer, fake_quantize  # noqa: E402
 from fcn_edge.training.qat import QatConfig, qat  # noqa: E402
