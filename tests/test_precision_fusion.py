@@ -220,7 +220,9 @@ def test_vgg16_fuses(calib, tmp_path):
     result = _int8(fp32, calib, tmp_path, name="vgg16", limit=2, batch_size=1)
     report = fusion_report(result.path)
     _assert_fuses(report)
-    assert report.convs["int8"] == 17  # 13 convs, fc6, fc7, score_fr, score_pool4/3 but the last upsampling ...
+    # 13 convs (conv1_1 too: its ReLU could not carry an FP16 conv's Q), fc6, fc7, score_fr,
+    # score_pool4, score_pool3, upscore2, upscore_pool4; upscore8 (the output path) stays FP16
+    assert report.convs["int8"] == 20 and report.convs["fp16"] == 1 and report.q_sites["input"] == 1
     assert report.q_sites["across"] >= 4  # ReLU -> MaxPool -> Q: the pools run on INT8
 
 
