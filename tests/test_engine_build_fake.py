@@ -78,7 +78,7 @@ CASES = [
     ("8.6.1", "fp32", "auto", "weak", ["EXPLICIT_BATCH"], []),
     ("8.6.1", "fp32", "fp16", "weak", ["EXPLICIT_BATCH"], ["FP16"]),
     ("8.6.1", "fp16", "auto", "weak", ["EXPLICIT_BATCH"], ["FP16"]),
-    ("8.6.1", "int8", "auto", "weak", ["EXPLICIT_BATCH"], ["INT8"]),
+    ("8.6.1", "int8", "auto", "weak", ["EXPLICIT_BATCH"], ["INT8", "FP16"]),  # FP16 beside INT8 by default
     ("10.3.0", "fp32", "auto", "strong", ["STRONGLY_TYPED"], []),
     ("10.3.0", "fp32", "fp16", "weak", [], ["FP16"]),
     ("10.3.0", "fp16", "auto", "strong", ["STRONGLY_TYPED"], []),
@@ -465,7 +465,7 @@ def test_implicit_int8_calibrates_then_reuses_the_cache(onnx_dir, tmp_path, cali
     assert result.plan.precision == "int8" and result.plan.typing == "weak"
     assert result.plan.calibrator == {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}[calibrator]
     assert result.plan.calibration == str(tmp_path / "calib")
-    assert plan["builder_flags"] == ["INT8"]
+    assert plan["builder_flags"] == ["INT8", "FP16"]
     calibrated = {k: plan["calibration"][k] for k in ("batch_size", "batches", "from_cache")}
     assert calibrated == {"batch_size": 1, "batches": 3, "from_cache": False}  # 5 images, last padded
     assert device.uploads == 3 and device.memory == {}  # batch buffers freed after the build
@@ -732,7 +732,7 @@ def test_plan_engine_build_declared_or_probed(onnx_dir, monkeypatch):
 
     planned = plan_engine_build(onnx_dir / "tiny_int8.onnx", trt_version="8.6")
     assert not planned.probed and planned.capabilities.version == "8.6"
-    assert planned.plan.builder_flags == ("INT8",) and planned.facts.precision == "int8"
+    assert planned.plan.builder_flags == ("INT8", "FP16") and planned.facts.precision == "int8"
     monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("11.4.0.106"))
     planned = plan_engine_build(onnx_dir / "tiny_int8.onnx")
     assert planned.probed and planned.plan.typing == "strong" and planned.plan.network_flags == ()

@@ -36,13 +36,15 @@ def device():
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """The product's graphs: exported fcn8s_tiny, its FP16 and Q/DQ INT8 variants, and the fused one."""
+def models(tmp_path_factory, trt):
+    """The product's graphs: exported fcn8s_tiny, its FP16 and Q/DQ INT8 variants (the flavour
+    this TensorRT parses: opset 19 needs 10.x), and the fused one."""
     root = tmp_path_factory.mktemp("trt")
+    min_tensorrt = 10 if int(trt.__version__.split(".")[0]) >= 10 else 8
     return {
         "fp32": make_tiny_onnx(root / "tiny_fp32.onnx"),
         "fp16": make_tiny_onnx(root / "tiny_fp16.onnx", precision="fp16"),
-        "int8": make_tiny_onnx(root / "tiny_int8.onnx", precision="int8"),
+        "int8": make_tiny_onnx(root / "tiny_int8.onnx", precision="int8", min_tensorrt=min_tensorrt),
         "fused": make_tiny_onnx(root / "tiny_fused.onnx", fused=True),
     }
 

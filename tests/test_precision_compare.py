@@ -63,3 +63,27 @@ def test_refusals(setup, tmp_path):
         compare_variants(other, [], str(data), QUIET)
     with pytest.raises(PrecisionError, match="latency_runs and warmup_runs must be >= 0"):
         CompareConfig(latency_runs=-1)
+
+
+def test_per_class_iu_and_flagged_drops(setup, tmp_path):
+    root, data, model, _ = setup
+    int8 = make_tiny_onnx(tmp_path / "m.int8.onnx", precision="int8")
+    ref, variant = compare_variants(model, [int8], DatasetSpec(str(data)), CompareConfig(
+        latency_runs=0, progress=False, class_drop=0.0))
+    names = [name for name, _ in ref.class_iu]
+    assert names == ["background", "road", "car", "person", "sky"]
+    evaluated = evaluate_model(int8, str(data), EvaluateConfig(progress=False))
+    for (name, iu), expected in zip(variant.class_iu, evaluated.metrics.iu):
+        assert (iu is None) == (expected != expected) and (iu is None or iu == expected)
+    ref_iu = dict(ref.class_iu)
+    for name, drop in variant.class_drop:
+        assert drop == (ref_iu[name] or 0.0) - (dict(variant.class_iu)[name] or 0.0)
+    # threshold 0: every class that lost anything is flagged, and the worst is one of them
+    assert set(variant.flagged) == {name for name, drop in variant.class_drop if drop > 0}
+    worst = variant.worst_class
+    assert worst is not None and worst[1] == max(d for _, d in variant.class_drop)
+    row = variant.as_dict()
+    assert [c["class"] for c in row["per_class"]] == names and row["flagged"] == list(variant.flagged)
+    assert ref.flagged == () and ref.class_drop == ()
+    with pytest.raises(PrecisionError, match="class_drop must be a fraction"):
+        CompareConfig(class_drop=1.5)

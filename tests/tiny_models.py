@@ -38,6 +38,7 @@ class TinySpec:
     argmax: str = "topk"  # or "reduce" (the mask without TopK)
     fuse_resize: bool = False  # frames of any size (120x160 .. 2160x3840) in, resized in the graph
     precision: str = "fp32"  # fp32 | fp16 | int8 (through the product's converters)
+    min_tensorrt: int = 10  # int8: 10 = mixed INT8/FP16 at opset 19; 8 = FP32 Q/DQ that TensorRT 8.x parses
     input_size: Tuple[int, int] = INPUT_SIZE
     min_size: Tuple[int, int] = (16, 16)
     max_size: Tuple[int, int] = (128, 160)
@@ -103,7 +104,7 @@ def _make(spec: TinySpec) -> Path:
     if spec.precision == "fp32":
         path = _export(spec, directory / f"{name}.onnx")
     else:
-        base = _make(replace(spec, precision="fp32"))
+        base = _make(replace(spec, precision="fp32", min_tensorrt=10))
         if spec.precision == "fp16":
             from fcn_edge.precision.fp16 import convert_fp16
 
@@ -113,7 +114,7 @@ def _make(spec: TinySpec) -> Path:
 
             images = make_images(directory / "calibration", 8)
             path = quantize_int8(base, images, directory / f"{name}.onnx",
-                                 QuantizeConfig(use_cache=False, progress=False)).path
+                                 QuantizeConfig(min_tensorrt=spec.min_tensorrt, use_cache=False, progress=False)).path
         else:
             raise ValueError(f"precision {spec.precision!r}")
     _CACHE[spec] = path

@@ -113,8 +113,24 @@ def fraction(text: str) -> float:
     return value
 
 
+def tensorrt_major(text: str) -> int:
+    """``--min-tensorrt``: the oldest TensorRT major a Q/DQ file must build on (8 or 10)."""
+    value = _number(text, int, 8, "8 or 10")
+    if value not in (8, 10):
+        raise argparse.ArgumentTypeError(f"expected 8 or 10 (the oldest TensorRT major to build on), got {text}")
+    return value
+
+
+def unit_weight(text: str) -> float:
+    """A weight in [0, 1], e.g. QAT's distillation weight."""
+    value = _number(text, float, 0.0, "a weight in [0, 1]")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a weight in [0, 1], got {text}")
+    return value
+
+
 def percent(text: str) -> float:
-    """A percentage in (0, 100]."""
+    """A percentage in (0, 100], e.g. an agreement target of 99.5."""
     value = positive_float(text)
     if value > 100:
         raise argparse.ArgumentTypeError(f"expected a percentage in (0, 100], got {text}")
@@ -238,16 +254,49 @@ def add_visual_options(p: argparse.ArgumentParser, legend_default: bool) -> None
                        f"(default {'on' if legend_default else 'off'})")
 
 
-def add_data_options(p: argparse.ArgumentParser, required: bool = False, default: Optional[str] = None) -> None:
-    """A labelled dataset: --data, --split, --data-format, --limit."""
-    group = p.add_argument_group("dataset")
+def add_data_options(p: argparse.ArgumentParser, required: bool = False, default: Optional[str] = None,
+                     title: str = "dataset", what: str = "", split_default: str = "val",
+                     limit: bool = True) -> None:
+    """A labelled dataset: --data, --split, --data-format, and --limit unless the command's
+    --limit counts something else (quantize and qat: calibration images)."""
+    group = p.add_argument_group(title)
     group.add_argument("--data", required=required, default=default, metavar="DIR",
-                       help="dataset root (VOC, Cityscapes, images/+masks/) or 'synthetic' (the built-in street scenes)"
-                       + (f"; default {default}" if default else ""))
-    group.add_argument("--split", help="split to use (default: val; every image of a folder pair without split lists)")
+                       help=(what or "dataset root (VOC, Cityscapes, images/+masks/) or 'synthetic' (the built-in "
+                             "street scenes)") + (f"; default {default}" if default else ""))
+    group.add_argument("--split", help=f"split to use (default: {split_default}; every image of a folder pair without "
+                       "split lists)")
     group.add_argument("--data-format", choices=("auto", "voc", "cityscapes", "folder"), default="auto",
                        help="dataset layout (default: detected)")
-    add_limit(group, "use only the first N images of the split")
+    if limit:
+        add_limit(group, "use only the first N images of the split")
+
+
+def add_head_options(p) -> None:
+    """The exported graph's boundary, as export and qat take it: --fuse-preprocess, --output-kind."""
+    p.add_argument("--fuse-preprocess", action="store_true",
+                   help="input uint8 NHWC BGR frames; normalisation and layout inside the graph")
+    p.add_argument("--output-kind", choices=("logits", "mask"), default="logits",
+                   help="logits (float NCHW scores) or mask (argmax inside the graph)")
+
+
+def add_keep_float(p, help: str) -> None:
+    p.add_argument("--keep-float", type=comma_items, action=ExtendList, default=[], metavar="NODE[,NODE...]",
+                   help=help + "; repeatable")
+
+
+def add_int8_options(p) -> None:
+    """How INT8 Q/DQ is made, as quantize and qat take it: --method, --target, --min-tensorrt, --cache-dir."""
+    p.add_argument("--method", choices=("entropy", "minmax", "percentile"), default="percentile",
+                   help="activation range: percentile of |x| (default: measured closest to FP32 on the default "
+                   "model); entropy = KL divergence as TensorRT's entropy calibrator; minmax")
+    p.add_argument("--target", choices=("tensorrt", "onnxruntime"), default="tensorrt",
+                   help="tensorrt: symmetric int8, zero point 0 (default); onnxruntime: uint8 activations fused "
+                   "into QLinearConv on CPU")
+    p.add_argument("--min-tensorrt", type=tensorrt_major, default=10, metavar="8|10",
+                   help="oldest TensorRT the file must build on: 10 = mixed INT8/FP16 at opset 19 with int8 weights, "
+                   "for strongly typed builds (default); 8 = FP32 Q/DQ at the export's opset (TensorRT 8.5/8.6, "
+                   "JetPack 5 and 6.0)")
+    p.add_argument("--cache-dir", help="calibration cache folder (default ~/.cache/fcn-edge/calibration)")
 
 
 def data_spec(args: argparse.Namespace):

@@ -30,7 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--int8-mode", choices=INT8_MODES, default="explicit",
                    help="explicit: Q/DQ ONNX; implicit: TensorRT's legacy calibrator (< 11)")
     p.add_argument("--fp16-fallback", action="store_true",
-                   help="weakly typed INT8: let layers without INT8 kernels run FP16 (trtexec --int8 --fp16)")
+                   help="build INT8 weakly typed with FP16 beside it (trtexec --int8 --fp16) even where strong typing "
+                   "is available; weakly typed INT8 builds set FP16 anyway")
     p.add_argument("--allow-precision-mismatch", action="store_true",
                    help="keep an engine whose layers lack the asked precision (default: refuse it; the engine "
                    "inspector's per-layer precisions are checked after every build)")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from fcn_edge.classes import DATASETS
 from fcn_edge.cli.args import (
-    add_frame_size, add_input_size, add_json, add_model_argument, add_out, comma_items, non_negative_float, positive_int, size_hw,
-    write_json_report,
+    add_frame_size, add_head_options, add_input_size, add_json, add_model_argument, add_out, comma_items,
+    non_negative_float, positive_int, size_hw, write_json_report,
 )
 
 
@@ -86,8 +86,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     shape.add_argument("--min-frame-size", type=size_hw, metavar="HxW", help="with --fuse-resize: the smallest frame (default 120x160)")
     shape.add_argument("--max-frame-size", type=size_hw, metavar="HxW", help="with --fuse-resize: the largest frame (default 2160x3840)")
     graph = p.add_argument_group("graph")
-    graph.add_argument("--fuse-preprocess", action="store_true", help="input uint8 NHWC BGR frames; normalisation and layout inside the graph")
-    graph.add_argument("--output-kind", choices=("logits", "mask"), default="logits", help="logits (float NCHW scores) or mask (argmax inside the graph)")
+    add_head_options(graph)
     graph.add_argument("--mask-dtype", choices=("uint8", "int32"), default="uint8", help="dtype of --output-kind mask (default uint8; int32 for > 256 classes)")
     graph.add_argument("--argmax", choices=("topk", "reduce"), default="topk",
                        help="the mask's argmax: topk (ONNX ArgMax, a TopK layer in TensorRT) or reduce (ReduceMax, Equal, "

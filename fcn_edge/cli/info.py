@@ -22,6 +22,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_model_argument(p, "MODEL.onnx or MODEL.engine (with MODEL.engine.json beside it)")
     add_json(p, "write the facts as one JSON object to FILE ('-': stdout, instead of the text)")
+    p.add_argument("--fusion", action="store_true",
+                   help="for an ONNX: how TensorRT would fuse its Q/DQ pairs and how much runs in INT8/FP16/FP32")
     return p
 
 
@@ -112,9 +114,18 @@ def run(args) -> int:
     from fcn_edge.engine.inspect import inspect_model
 
     info = inspect_model(args.model)
-    write_json_report(args.json, info.to_dict())
+    fusion = None
+    if args.fusion and info.onnx is not None:
+        from fcn_edge.precision.fusion import fusion_report
+
+        fusion = fusion_report(info.path)
+    write_json_report(args.json, {**info.to_dict(), **({"fusion": fusion.as_dict()} if fusion else {})})
     if args.json != "-":
         print(f"{info.kind:<17} {info.path}")
         for line in _meta_lines(info.meta) + (_onnx_lines(info) if info.onnx is not None else _engine_lines(info)):
             print(line)
+        if fusion is not None:
+            from fcn_edge.precision.fusion import format_fusion_report
+
+            print("\n".join(format_fusion_report(fusion)))
     return 1 if info.problems else 0

@@ -17,7 +17,7 @@ from fcn_edge.errors import EXIT_SIGNAL_BASE, FcnEdgeError, describe_os_error, e
 
 # The chain's order: how `fcn-edge --help` lists the steps.
 COMMANDS = (
-    "demo", "train", "export", "quantize", "compare", "build_engine", "info",
+    "demo", "train", "export", "quantize", "qat", "compare", "build_engine", "info",
     "segment", "run", "benchmark", "evaluate", "triton_repo", "serve", "doctor",
 )
 

@@ -48,8 +48,9 @@ class BuildConfig:
     ONNX carries the precision, else weak typing with builder flags. ``int8_mode``
     "explicit" takes a Q/DQ ONNX; "implicit" runs TensorRT's legacy ``calibrator`` over the
     calibration batches handed to the build (an iterable, not part of the config) and
-    caches the scales in ``calibration_cache``. ``fp16_fallback`` lets a weakly typed INT8 build run layers that
-    have no INT8 kernel in FP16 instead of FP32 (trtexec's ``--int8 --fp16``).
+    caches the scales in ``calibration_cache``. A weakly typed INT8 build sets the FP16 flag
+    beside INT8 wherever TensorRT has it (trtexec's ``--int8 --fp16``), so layers without an
+    INT8 kernel run FP16; ``fp16_fallback`` also asks for weak typing where strong would do.
 
     After the build the engine inspector's per-layer precisions must contain the precision
     asked for; ``allow_precision_mismatch`` keeps such an engine with a warning instead of

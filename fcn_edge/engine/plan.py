@@ -354,9 +354,11 @@ def builder_flags(precision: str, typing: str, facts: OnnxFacts, config: BuildCo
     flags: List[str] = []
     if typing == "weak" and precision == "int8":
         flags.append("INT8")
-        if config.fp16_fallback or facts.has_fp16:
-            if not caps.fp16_flag:
-                raise unavailable("BuilderFlag.FP16", caps.version, "drop --fp16-fallback")
+        # FP16 beside INT8 by default: without it every layer left unquantised runs FP32,
+        # and the INT8 engine can end up slower than the FP16 one
+        if config.fp16_fallback and not caps.fp16_flag:
+            raise unavailable("BuilderFlag.FP16", caps.version, "drop --fp16-fallback")
+        if caps.fp16_flag:
             flags.append("FP16")
     elif typing == "weak" and precision == "fp16":
         flags.append("FP16")

@@ -1,9 +1,13 @@
 """A MobileNetV3-Large backbone (Howard et al. 2019) for the edge.
 
 Inverted residual blocks with depthwise convs, squeeze-and-excitation and hard-swish, as
-in the paper's Table 1. Hard-swish and hard-sigmoid are written with ReLU6 (ONNX Clip),
-which every TensorRT version and Orin's DLA run natively; the fused HardSwish op is not
-available on DLA.
+in the paper's Table 1. Hard-swish and hard-sigmoid are written with ReLU6 (ONNX Add, Clip,
+Mul, Div), which every TensorRT version and Orin's DLA run natively; the fused HardSwish op
+is not available on DLA. :func:`use_native_hard_activations` switches a model to the
+native ops instead (ONNX HardSwish/HardSigmoid, opset 14+): TensorRT runs them as
+activations in the convolution's epilogue, so in an INT8 engine the convolution before
+them can write INT8 (the decomposed form leaves it writing FP16 into a pointwise kernel).
+Same weights, same function; only the exported graph differs.
 """
 
 from __future__ import annotations
@@ -27,13 +31,32 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 class HardSwish(nn.Module):
+    def __init__(self, native: bool = False):
+        super().__init__()
+        self.native = native  # export as ONNX HardSwish instead of Add/Clip/Mul/Div
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * F.relu6(x + 3.0) / 6.0
+        return F.hardswish(x) if self.native else x * F.relu6(x + 3.0) / 6.0
 
 
 class HardSigmoid(nn.Module):
+    def __init__(self, native: bool = False):
+        super().__init__()
+        self.native = native  # export as ONNX HardSigmoid instead of Add/Clip/Div
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x + 3.0) / 6.0
+        return F.hardsigmoid(x) if self.native else F.relu6(x + 3.0) / 6.0
+
+
+def use_native_hard_activations(model: nn.Module, native: bool = True) -> int:
+    """Make every hard-swish/hard-sigmoid of ``model`` export as the native ONNX op
+    (``native=False``: the decomposed form again); returns how many were switched."""
+    switched = 0
+    for module in model.modules():
+        if isinstance(module, (HardSwish, HardSigmoid)):
+            module.native = native
+            switched += 1
+    return switched
 
 
 def activation(name: str) -> nn.Module:

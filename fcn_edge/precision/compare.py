@@ -7,7 +7,9 @@ not in what is quantised).
 
 - mean IU and pixel accuracy against the dataset's labels (:mod:`fcn_edge.evaluate`'s
   confusion matrix: the ignore label is left out, classes absent from both labels and
-  prediction are skipped);
+  prediction are skipped), and the IU of every class: a mean hides that INT8 hurts the
+  small, rare classes first, so each variant's per-class drop against the reference is
+  reported and drops over ``CompareConfig.class_drop`` (1 point by default) are flagged;
 - agreement with the reference (first) model: the fraction of pixels of the masks the
   Segmenter returns, at each image's own resolution, whose class equals the reference's;
 - max / mean absolute difference of the raw network outputs (:meth:`Segmenter.infer`, at
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -36,8 +38,11 @@ class CompareConfig:
     warmup_runs: int = 2
     threads: Optional[int] = None  # ONNX Runtime intra-op threads; None = ORT's default
     progress: bool = True
+    class_drop: float = 0.01  # flag classes whose IU falls by more than this (1 point)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.class_drop <= 1.0:
+            raise PrecisionError(f"class_drop must be a fraction in [0, 1] (0.01 = 1 point), got {self.class_drop}")
         if self.latency_runs < 0 or self.warmup_runs < 0:
             raise PrecisionError(f"latency_runs and warmup_runs must be >= 0, got {self.latency_runs} "
                                  f"and {self.warmup_runs}")
@@ -59,10 +64,22 @@ class VariantReport:
     file_bytes: int
     images: int
     split: str = ""
+    class_iu: Tuple[Tuple[str, Optional[float]], ...] = ()  # (class, IU or None when undefined)
+    class_drop: Tuple[Tuple[str, float], ...] = ()  # (class, reference IU - this IU), the reference's classes
+    flagged: Tuple[str, ...] = ()  # classes whose drop exceeds CompareConfig.class_drop
+
+    @property
+    def worst_class(self) -> Optional[Tuple[str, float]]:
+        """(class, IU drop) of the class that lost most against the reference, or None."""
+        return max(self.class_drop, key=lambda item: item[1]) if self.class_drop else None
 
     def as_dict(self) -> Dict[str, object]:
         out = dict(self.__dict__)
         out["path"] = str(self.path)
+        out["per_class"] = [{"class": name, "iu": iu, "drop": dict(self.class_drop).get(name)}
+                            for name, iu in self.class_iu]
+        out["flagged"] = list(self.flagged)
+        del out["class_iu"], out["class_drop"]
         return out
 
 
@@ -137,9 +154,14 @@ def compare_variants(reference: PathLike, variants: Sequence[PathLike], data: Da
         progress.close()
         times = time_segmenters(segmenters, dataset[0].image, config.latency_runs, config.warmup_runs)
     reports = []
+    names = list(metas[0].class_names)
+    reference_iu = confusion[0].metrics().iu
     for k, (path, meta, compute) in enumerate(zip(paths, metas, times)):
         has_diff = logits[0] and logits[k]
         scores = confusion[k].metrics()
+        class_iu = tuple((name, None if np.isnan(v) else float(v)) for name, v in zip(names, scores.iu))
+        drops = tuple((name, float(np.nan_to_num(ref, nan=0.0) - np.nan_to_num(v, nan=0.0)))
+                      for name, ref, v in zip(names, reference_iu, scores.iu) if not np.isnan(ref))
         reports.append(VariantReport(
             name=path.name, path=path, precision=meta.precision,
             mean_iu=scores.mean_iu, pixel_accuracy=scores.pixel_accuracy,
@@ -147,6 +169,8 @@ def compare_variants(reference: PathLike, variants: Sequence[PathLike], data: Da
             max_abs_diff=max_diff[k] if has_diff else None,
             mean_abs_diff=sum_diff[k] / diff_count[k] if has_diff and diff_count[k] else None,
             compute_ms=compute, file_bytes=_file_bytes(path), images=count, split=dataset.split or "",
+            class_iu=class_iu, class_drop=drops if k else (),
+            flagged=tuple(name for name, drop in drops if drop > config.class_drop) if k else (),
         ))
     return reports
 
@@ -175,4 +199,31 @@ def format_table(reports: Sequence[VariantReport]) -> str:
     lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_class_table(reports: Sequence[VariantReport], threshold: float = CompareConfig.class_drop) -> str:
+    """Per-class IU of every variant beside the reference's, drops over ``threshold`` marked
+    with '!' (what ``fcn-edge compare`` prints under the main table)."""
+    if not reports or not reports[0].class_iu:
+        return ""
+    header = ["class", reports[0].name] + [r.name for r in reports[1:]]
+    rows = [header]
+    for c, (name, ref) in enumerate(reports[0].class_iu):
+        row = [name, "-" if ref is None else f"{100 * ref:.2f}"]
+        for r in reports[1:]:
+            iu = r.class_iu[c][1]
+            drop = dict(r.class_drop).get(name)
+            cell = "-" if iu is None else f"{100 * iu:.2f}"
+            if drop is not None:
+                cell += f" ({-100 * drop:+.2f}){'!' if drop > threshold else ' '}"
+            row.append(cell)
+        rows.append(row)
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    flagged = [f"{r.name}: {', '.join(r.flagged)}" for r in reports[1:] if r.flagged]
+    lines.append(f"IU per class; '!' marks a drop of more than {100 * threshold:g} points"
+                 + (" -- " + "; ".join(flagged) if flagged else ": none"))
     return "\n".join(lines)

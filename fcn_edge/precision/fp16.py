@@ -94,7 +94,7 @@ def convert_fp16(model_path: PathLike, output_path: Optional[PathLike] = None,
     if unknown:
         raise PrecisionError(f"keep_float (--keep-float) names no node of {model_path}: {sorted(unknown)}")
     ops = sorted(set(FP32_OPS) | set(config.keep_float_ops))
-    converted = _to_fp16(model, ops, keep, model_path)
+    converted = convert_graph_fp16(model, ops, keep, model_path)
     _restore_io(converted, signature, model_path)
     kept = tuple(sorted(n.name for n in converted.graph.node if n.name in keep))
     new_meta = meta.with_history(
@@ -131,7 +131,7 @@ def _restore_io(model, signature, where) -> None:
         )
 
 
-def _to_fp16(model, fp32_ops, fp32_nodes, where):
+def convert_graph_fp16(model, fp32_ops, fp32_nodes, where):
     """Convert ``model`` in place: FP16 nodes, FP16 constants feeding them, Casts at every
     FP16/FP32 boundary, graph inputs and outputs unchanged."""
     import numpy as np
@@ -163,7 +163,9 @@ def _to_fp16(model, fp32_ops, fp32_nodes, where):
         floats = [t for t in list(node.input) + list(node.output) if t and elem.get(t) == FLOAT]
         return bool(floats) or (node.op_type == "Cast" and _attr(node, "to") == FLOAT)
 
-    half = {id(n) for n in graph.node if runs_fp16(n)}
+    # id() of protobuf node wrappers is stable only while the wrappers live: hold them all
+    nodes = list(graph.node)
+    half = {id(n) for n in nodes if runs_fp16(n)}
     dtype = {}  # float tensor -> FLOAT or HALF after conversion
     for v in graph.input:
         dtype[v.name] = elem.get(v.name)
@@ -200,7 +202,7 @@ def _to_fp16(model, fp32_ops, fp32_nodes, where):
             casts[key] = out
         return casts[key]
 
-    for node in graph.node:
+    for node in nodes:
         target = HALF if id(node) in half else FLOAT
         pre = []
         for i, name in enumerate(node.input):

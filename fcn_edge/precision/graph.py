@@ -7,6 +7,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose")
+# Ops that read only a tensor's shape, never its values: they neither need a quantised
+# input nor keep a producer from fusing with its one real consumer.
+SHAPE_OPS = ("Shape", "Size")
 
 
 class GraphIndex:
@@ -62,6 +65,21 @@ class GraphIndex:
         if len(users) == 1 and name not in self.graph_outputs:
             return users[0]
         return None
+
+    def data_consumers(self, name: str) -> List[object]:
+        """Consumers that read ``name``'s values (``Shape``/``Size`` read only its shape)."""
+        return [n for n in self.consumers.get(name, []) if n.op_type not in SHAPE_OPS]
+
+    def single_data_consumer(self, name: str):
+        """The one node reading ``name``'s values, or None (several, none, or a graph output)."""
+        users = self.data_consumers(name)
+        if len(users) == 1 and name not in self.graph_outputs:
+            return users[0]
+        return None
+
+    def data_inputs(self, node) -> List[str]:
+        """``node``'s non-constant, non-empty inputs: the tensors computed at run time."""
+        return [name for name in node.input if name and not self.is_constant(name)]
 
 
 def attribute(node, name: str, default=None):
@@ -120,3 +138,30 @@ def input_path_nodes(index: GraphIndex) -> List[object]:
             if user.op_type not in WEIGHTED_OPS:
                 frontier.extend(user.output)
     return found
+
+
+def ancestor_depths(index: GraphIndex, tensor: str, limit: int = 10000) -> Dict[int, int]:
+    """id(node) -> fewest nodes between ``tensor`` and that ancestor (its producer is 0)."""
+    depths: Dict[int, int] = {}
+    frontier = [(tensor, 0)]
+    while frontier and len(depths) < limit:
+        next_frontier = []
+        for name, depth in frontier:
+            node = index.producer.get(name)
+            if node is None or id(node) in depths:
+                continue
+            depths[id(node)] = depth
+            next_frontier.extend((i, depth + 1) for i in index.data_inputs(node))
+        frontier = next_frontier
+    return depths
+
+
+def branch_lengths(index: GraphIndex, a: str, b: str) -> Optional[tuple]:
+    """(path length from ``a``, from ``b``) to their nearest common ancestor, or None when
+    they share none: the residual (skip) input of an Add is the one with the shorter path."""
+    da, db = ancestor_depths(index, a), ancestor_depths(index, b)
+    common = set(da) & set(db)
+    if not common:
+        return None
+    best = min(common, key=lambda k: (max(da[k], db[k]), da[k] + db[k]))
+    return da[best], db[best]

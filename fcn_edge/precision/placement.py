@@ -1,11 +1,23 @@
 """Where Q/DQ pairs go, for each target.
 
-``tensorrt`` (symmetric int8, zero point 0), following TensorRT's Q/DQ placement advice:
-quantise the *inputs* of Conv/ConvTranspose (activation per tensor, weights per output
-channel) and leave their outputs in float, so TensorRT fuses Conv + bias + ReLU and the
-next layer's Q into one int8-in/int8-out kernel; for an Add that merges a conv output
-with a skip (ResNet/MobileNet residuals, FCN score fusion), quantise the skip input only,
-so TensorRT folds the Add into the conv that produced the other input.
+``tensorrt`` (symmetric int8, zero point 0) places Q/DQ where TensorRT fuses them (the rules
+live in :mod:`fcn_edge.precision.fusion`, which also reports on the result):
+
+- the *inputs* of Conv/ConvTranspose are quantised (activations per tensor; Conv weights
+  per output channel, ConvTranspose weights per tensor: TensorRT's deconvolution takes no
+  per-output-channel scales), their outputs are not, so Conv + bias + activation and the
+  next layer's Q fuse into one int8-in/int8-out kernel;
+- squeeze-excitation convolutions (1x1 convs on a globally pooled 1x1 map, 0.1 % of the
+  work) stay unquantised: nothing to gain, and their DQ would be a standalone layer; the
+  SE gate's ``Mul`` gets its data input quantised where the Q fuses into the depthwise
+  convolution before it, so that convolution writes INT8 instead of float;
+- an Add that merges a convolution's output with a skip gets its skip (residual) input
+  quantised, so TensorRT folds the Add into the convolution: the convolution side is the
+  input an INT8 convolution alone produces (``Shape``/``Size`` readers ignored) and, where
+  both are, the one with the longer path to the inputs' nearest common ancestor. Only
+  where the Add's output is itself quantised: otherwise the skip stays float;
+- all inputs of a Concat whose output is quantised share the output's scale, so TensorRT's
+  Q propagation through the Concat leaves no requantisation behind.
 
 ``onnxruntime`` (uint8 asymmetric activations, int8 per-channel weights): quantise Conv
 inputs *and* outputs, so ORT's QDQ transformer turns each DQ->Conv->Q into QLinearConv
@@ -18,11 +30,12 @@ shares its input's parameters so ORT runs it on uint8.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from fcn_edge.errors import PrecisionError
-from fcn_edge.precision.graph import (WEIGHTED_OPS, GraphIndex, input_path_nodes, output_path_nodes,
-                                      weighted_nodes)
+from fcn_edge.precision.fusion import POINTWISE_OPS, FusionRules
+from fcn_edge.precision.graph import (WEIGHTED_OPS, GraphIndex, branch_lengths, input_path_nodes,
+                                      output_path_nodes, weighted_nodes)
 
 TARGETS = ("tensorrt", "onnxruntime")
 
@@ -34,7 +47,9 @@ class Placement:
     ``activations`` are tensor names (as their consumers read them) that get a Q/DQ pair;
     ``calibrate`` those whose range must be measured (the others share a range through
     ``shared``); ``relu_folded`` maps a ReLU's output to (the conv output feeding it,
-    the ReLU node), for the ORT target; ``weights`` the quantised weighted nodes.
+    the ReLU node), for the ORT target; ``weights`` the quantised weighted nodes, of which
+    those in ``per_tensor`` get one weight scale; ``kept_float`` the weighted nodes left
+    unquantised and ``why`` the reason for each.
     """
 
     target: str
@@ -43,6 +58,8 @@ class Placement:
     shared: Dict[str, str] = field(default_factory=dict)
     relu_folded: Dict[str, Tuple[str, object]] = field(default_factory=dict)
     kept_float: List[str] = field(default_factory=list)
+    why: Dict[str, str] = field(default_factory=dict)
+    per_tensor: Set[str] = field(default_factory=set)
 
     @property
     def calibrate(self) -> List[str]:
@@ -50,10 +67,26 @@ class Placement:
 
 
 def plan_placement(index: GraphIndex, target: str, keep_float: Tuple[str, ...] = (),
-                   include_input_path: bool = True, include_output_path: bool = False) -> Placement:
+                   include_input_path: Optional[bool] = True, include_output_path: bool = False) -> Placement:
     """The Q/DQ plan: every weighted node but those named in ``keep_float`` and, unless
     included, those on the input path (the first conv) and the output path (the last
-    upsampling)."""
+    upsampling).
+
+    ``include_input_path=None`` decides by fusion (TensorRT target): the first conv stays
+    float unless that leaves a standalone Q behind it (a ReLU right after it, as in VGG and
+    ResNet, cannot carry the Q of an FP16 convolution; a decomposed hard-swish's pointwise
+    kernel can). Quantised, its Q sits on the network input, a reformat of the 3-channel
+    image. For ONNX Runtime None means False.
+    """
+    if include_input_path is None:
+        if target != "tensorrt":
+            return plan_placement(index, target, keep_float, False, include_output_path)
+        without = plan_placement(index, target, keep_float, False, include_output_path)
+        standalone = _standalone_qs(index, without)
+        if not standalone:
+            return without
+        with_input = plan_placement(index, target, keep_float, True, include_output_path)
+        return with_input if _standalone_qs(index, with_input) < standalone else without
     if target not in TARGETS:
         raise PrecisionError(f"unknown INT8 target {target!r}; choose one of {TARGETS}")
     candidates = weighted_nodes(index)
@@ -68,17 +101,27 @@ def plan_placement(index: GraphIndex, target: str, keep_float: Tuple[str, ...] =
     plan = Placement(target)
     output_nodes = {id(n) for n in output_path_nodes(index)}
     input_nodes = {id(n) for n in input_path_nodes(index) if n.op_type in WEIGHTED_OPS}
+    pooled = _pooled_tensors(index) if target == "tensorrt" else set()
     for node in candidates:
-        if node.name in keep_float or (not include_output_path and id(node) in output_nodes) \
-                or (not include_input_path and id(node) in input_nodes):
+        reason = ""
+        if node.name in keep_float:
+            reason = "--keep-float"
+        elif not include_output_path and id(node) in output_nodes:
+            reason = "output path"
+        elif not include_input_path and id(node) in input_nodes:
+            reason = "input path"
+        elif node.input[0] in pooled:
+            reason = "squeeze-excitation (1x1 pooled map)"
+        if reason:
             skip.add(id(node))
-            plan.kept_float.append(node.name or node.output[0])
+            name = node.name or node.output[0]
+            plan.kept_float.append(name)
+            plan.why[name] = reason
     plan.weights = [n for n in candidates if id(n) not in skip]
     quantised_inputs = [n.input[0] for n in plan.weights]
     if target == "tensorrt":
-        acts = list(dict.fromkeys(quantised_inputs))
-        acts += [t for t in _trt_residual_inputs(index, plan.weights) if t not in acts]
-        plan.activations = acts
+        plan.per_tensor = {n.name or n.output[0] for n in plan.weights if n.op_type == "ConvTranspose"}
+        _plan_tensorrt(index, plan, pooled)
         return plan
 
     acts: List[str] = list(dict.fromkeys(quantised_inputs))
@@ -124,42 +167,83 @@ def _root(shared: Dict[str, str], name: str) -> str:
     return name
 
 
-def _feeds_quantised(index: GraphIndex, name: str, quantised_ids: Set[int], depth: int = 3) -> bool:
-    """True when ``name`` reaches a quantised weighted node through at most a few
-    pointwise ops (ReLU, Slice crop...), so quantising it helps TensorRT fuse."""
-    frontier = [(name, 0)]
-    while frontier:
-        tensor, d = frontier.pop()
-        for user in index.consumers.get(tensor, []):
-            if id(user) in quantised_ids:
-                return True
-            if d < depth and user.op_type not in WEIGHTED_OPS:
-                frontier.extend((o, d + 1) for o in user.output)
-    return False
+def _standalone_qs(index: GraphIndex, plan: Placement) -> int:
+    """How many of ``plan``'s Qs TensorRT could not fuse into anything."""
+    acts = set(plan.activations)
+    quantised_ids = {id(n) for n in plan.weights}
+    rules = FusionRules(index, lambda t: t in acts, lambda n: id(n) in quantised_ids)
+    return sum(1 for t in plan.activations if rules.q_site(t)[0] == "standalone")
 
 
-def _trt_residual_inputs(index: GraphIndex, quantised_nodes: List[object]) -> List[str]:
-    """Skip inputs of Adds that TensorRT can fold into the conv producing the other input."""
-    quantised_ids = {id(n) for n in quantised_nodes}
-    found: List[str] = []
+def _pooled_tensors(index: GraphIndex) -> Set[str]:
+    """Tensors computed from a global pooling's 1x1 map (a squeeze-excitation branch)."""
+    pooled: Set[str] = set()
+    for node in index.graph.node:  # topological order
+        inputs = index.data_inputs(node)
+        if node.op_type in ("GlobalAveragePool", "GlobalMaxPool") or (
+                inputs and all(i in pooled for i in inputs)
+                and (node.op_type in WEIGHTED_OPS or node.op_type in POINTWISE_OPS)):
+            pooled.update(o for o in node.output if o)
+    return pooled
+
+
+def _plan_tensorrt(index: GraphIndex, plan: Placement, pooled: Set[str]) -> None:
+    """Fill ``plan.activations``/``shared`` for TensorRT (see the module docstring)."""
+    acts: Dict[str, None] = dict.fromkeys(n.input[0] for n in plan.weights)
+    quantised_ids = {id(n) for n in plan.weights}
+    rules = FusionRules(index, lambda t: t in acts, lambda n: id(n) in quantised_ids)
+
+    def output_quantised(node) -> bool:
+        out = node.output[0]
+        if out in acts:
+            return True
+        user = index.single_data_consumer(out)
+        return user is not None and len(index.data_inputs(user)) == 1 and user.output[0] in acts \
+            and user.op_type in ("Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid")
+
+    # the SE gate: x * gate(x), the Mul's x quantised when its Q fuses into the conv before it
     for node in index.graph.node:
-        if node.op_type != "Add" or len(node.input) != 2:
+        inputs = index.data_inputs(node)
+        if node.op_type != "Mul" or len(inputs) != 2 or node.output[0] not in acts:
             continue
-        a, b = node.input
-        if index.is_constant(a) or index.is_constant(b):
-            continue
-        if not _feeds_quantised(index, node.output[0], quantised_ids):
-            continue
+        data = [i for i in inputs if i not in pooled]
+        if len(data) == 1 and len(inputs) - len(data) == 1 and rules.q_site(data[0])[0] in ("conv", "across"):
+            acts.setdefault(data[0])
+    # residual Adds, until stable (a quantised Add output can make the next Add's skip eligible)
+    changed = True
+    while changed:
+        changed = False
+        for node in index.graph.node:
+            inputs = index.data_inputs(node)
+            if node.op_type != "Add" or len(inputs) != 2 or any(i in pooled for i in inputs) \
+                    or all(i in acts for i in inputs) or not output_quantised(node):
+                continue
+            residual = _residual_input(index, rules, node, inputs)
+            for tensor in residual:
+                if tensor not in acts:
+                    acts.setdefault(tensor)
+                    changed = True
+    # one scale for every input of a quantised Concat
+    for node in index.graph.node:
+        if node.op_type == "Concat" and node.output[0] in acts:
+            for tensor in index.data_inputs(node):
+                acts.setdefault(tensor)
+                plan.shared[tensor] = node.output[0]
+    plan.activations = list(acts)
 
-        def fusable(t: str) -> bool:
-            producer = index.producer.get(t)
-            return producer is not None and producer.op_type in WEIGHTED_OPS \
-                and len(index.consumers.get(t, [])) == 1
 
-        if fusable(a):
-            found.append(b)
-        elif fusable(b):
-            found.append(a)
-        else:
-            found.extend([a, b])
-    return found
+def _residual_input(index: GraphIndex, rules: FusionRules, add, inputs: List[str]) -> List[str]:
+    """The Add input(s) to quantise: the skip, so the Add folds into the other input's conv;
+    both when neither input is a convolution's (the Add then runs as an INT8 element-wise op)."""
+    a, b = inputs
+    fa, fb = rules.fusable_conv_output(a, add), rules.fusable_conv_output(b, add)
+    if fa and fb:
+        lengths = branch_lengths(index, a, b)
+        if lengths is not None and lengths[0] != lengths[1]:
+            return [b] if lengths[0] > lengths[1] else [a]  # the longer path is the conv branch
+        return [b]
+    if fa:
+        return [b]
+    if fb:
+        return [a]
+    return [a, b]

@@ -1,22 +1,25 @@
 """Insert QuantizeLinear/DequantizeLinear pairs into an ONNX graph, as a Placement says.
 
-Weights are quantised per output channel (Conv: axis 0; ConvTranspose: axis 1) to the
-narrow int8 range [-127, 127] that TensorRT requires. They are stored either as FP32 with a
-Q->DQ pair ("fake", what TensorRT 8.5/8.6 parse; TensorRT quantises them at build time)
-or as int8 initialisers with a DQ ("int8": a quarter of the file size; TensorRT >= 10 and
-ONNX Runtime). Biases stay FP32 for TensorRT; for ONNX Runtime they become int32 with
-scale x_scale * w_scale, which its QLinearConv fusion requires.
+Weights are quantised per output channel (Conv: axis 0; ConvTranspose: axis 1, for ONNX
+Runtime) or per tensor (ConvTranspose for TensorRT, whose deconvolution rejects
+per-output-channel scales: NVIDIA/TensorRT#2380, #1694, #1519) to the narrow int8 range
+[-127, 127] that TensorRT requires. They are stored either as float with a Q->DQ pair
+("fake", what TensorRT 8.5/8.6 parse; TensorRT quantises them at build time) or as int8
+initialisers with a DQ ("int8": a quarter of the file size; TensorRT >= 10 and ONNX
+Runtime). Biases stay float for TensorRT; for ONNX Runtime they become int32 with scale
+x_scale * w_scale, which its QLinearConv fusion requires. For TensorRT, ``Shape``/``Size``
+nodes keep reading the unquantised tensor: they need only its shape.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from fcn_edge.errors import PrecisionError
-from fcn_edge.precision.graph import GraphIndex, attribute
+from fcn_edge.precision.graph import SHAPE_OPS, GraphIndex, attribute
 from fcn_edge.precision.placement import Placement
 from fcn_edge.precision.ranges import TensorRange, int8_scale, uint8_params
 
@@ -31,7 +34,10 @@ class QParams:
     dtype: str  # "int8" | "uint8"
 
 
-def activation_params(placement: Placement, ranges: Dict[str, TensorRange]) -> Dict[str, QParams]:
+def activation_params(placement: Placement, ranges: Dict[str, TensorRange],
+                      fp16_scales: bool = False) -> Dict[str, QParams]:
+    """Scale and zero point of every quantised activation; ``fp16_scales``: on the FP16 grid
+    (:func:`scale_grid`), for graphs whose Q/DQ take FP16 scales."""
     params: Dict[str, QParams] = {}
     for name in placement.activations:
         source = placement.shared.get(name, name)
@@ -41,31 +47,56 @@ def activation_params(placement: Placement, ranges: Dict[str, TensorRange]) -> D
             raise PrecisionError(f"no calibrated range for tensor {source!r}")
         r = ranges[source]
         if placement.target == "tensorrt":
-            params[name] = QParams(int8_scale(r), 0, "int8")
+            scale = float(scale_grid(np.float32(int8_scale(r)))[0]) if fp16_scales else int8_scale(r)
+            params[name] = QParams(scale, 0, "int8")
         else:
             scale, zp = uint8_params(r)
             params[name] = QParams(scale, zp, "uint8")
     return params
 
 
-def weight_scales(weight: np.ndarray, axis: int) -> np.ndarray:
-    """Per-channel symmetric scales: max |w| over every axis but ``axis``, / 127."""
+def weight_scales(weight: np.ndarray, axis: Optional[int]) -> np.ndarray:
+    """Symmetric scales: max |w| over every axis but ``axis`` (all axes: per tensor), / 127."""
     reduce = tuple(i for i in range(weight.ndim) if i != axis)
-    amax = np.abs(weight).max(axis=reduce).astype(np.float64)
+    amax = np.atleast_1d(np.abs(weight).max(axis=reduce)).astype(np.float64)
     scales = amax / 127.0
     scales[scales <= 1e-12] = 1.0  # an all-zero channel: any scale represents it exactly
     return scales.astype(np.float32)
 
 
-def weight_axis(node) -> int:
+# The smallest positive FP16 number (a subnormal). Scales are stored as FP16 in mixed
+# INT8/FP16 graphs. Not the smallest *normal* one (2^-14): a convolution whose BatchNorm
+# gamma is near zero (ResNet's zero-initialised bn2 after a short training) has folded
+# weights whose per-channel scales lie far below it, and flooring them there left those
+# channels a handful of levels (measured: FCN-8s ResNet-18 at 92 % agreement). Rounded up
+# on the subnormal grid they lose at most a few per cent of their 255 levels.
+MIN_SCALE = 2.0 ** -24
+
+
+def scale_grid(scales: np.ndarray) -> np.ndarray:
+    """Scales as FP16 represents them, never rounded down (no value leaves the int8 range)
+    and never below :data:`MIN_SCALE`; an FP32 graph given these scales quantises exactly
+    as its FP16 form does."""
+    scales = np.maximum(np.atleast_1d(np.asarray(scales, np.float32)), np.float32(MIN_SCALE))
+    half = scales.astype(np.float16)
+    low = half.astype(np.float32) < scales
+    half[low] = np.nextafter(half[low], np.float16(np.inf))
+    return half.astype(np.float32)
+
+
+def weight_axis(node, per_tensor: bool = False) -> Optional[int]:
+    """The output-channel axis of ``node``'s weight, or None for one scale per tensor."""
+    if per_tensor:
+        return None
     if node.op_type == "ConvTranspose" and int(attribute(node, "group", 1)) == 1:
         return 1
     return 0
 
 
 def insert_qdq(model, index: GraphIndex, placement: Placement, params: Dict[str, QParams],
-               weight_storage: str) -> Dict[str, int]:
-    """Rewrite ``model.graph`` in place; return counts of what was inserted."""
+               weight_storage: str, fp16_scales: bool = False) -> Dict[str, int]:
+    """Rewrite ``model.graph`` in place; return counts of what was inserted. ``fp16_scales``:
+    weight scales on the FP16 grid (:func:`scale_grid`)."""
     from onnx import helper, numpy_helper
 
     if weight_storage not in WEIGHT_STORAGES:
@@ -114,26 +145,32 @@ def insert_qdq(model, index: GraphIndex, placement: Placement, params: Dict[str,
     for node in placement.weights:
         w_name = node.input[1]
         weight = index.constant(w_name).astype(np.float32, copy=False)
-        axis = weight_axis(node)
-        scales = weight_scales(weight, axis)
         base = node.name or node.output[0]
+        axis = weight_axis(node, base in placement.per_tensor)
+        scales = weight_scales(weight, axis)
+        if fp16_scales:
+            scales = scale_grid(scales)
+        if axis is None:
+            scales = scales.reshape(())
         s_name = const(f"{base}_weight_scale", scales)
         zp_name = const(f"{base}_weight_zero_point", np.zeros(scales.shape, np.int8))
         dq_out = unique(f"{base}_weight_dequantized")
+        axis_attr = {} if axis is None else {"axis": axis}
         nodes = []
         if weight_storage == "fake":
             q_out = unique(f"{base}_weight_quantized")
             nodes.append(helper.make_node("QuantizeLinear", [w_name, s_name, zp_name], [q_out],
-                                          name=unique(f"{base}_weight_Q"), axis=axis))
+                                          name=unique(f"{base}_weight_Q"), **axis_attr))
             nodes.append(helper.make_node("DequantizeLinear", [q_out, s_name, zp_name], [dq_out],
-                                          name=unique(f"{base}_weight_DQ"), axis=axis))
+                                          name=unique(f"{base}_weight_DQ"), **axis_attr))
         else:
             shape = [1] * weight.ndim
-            shape[axis] = -1
+            if axis is not None:
+                shape[axis] = -1
             q = np.clip(np.round(weight / scales.reshape(shape)), -127, 127).astype(np.int8)
             q_name = const(f"{base}_weight_int8", q)
             nodes.append(helper.make_node("DequantizeLinear", [q_name, s_name, zp_name], [dq_out],
-                                          name=unique(f"{base}_weight_DQ"), axis=axis))
+                                          name=unique(f"{base}_weight_DQ"), **axis_attr))
         node.input[1] = dq_out
         if placement.target == "onnxruntime" and len(node.input) > 2 and node.input[2] \
                 and index.is_constant(node.input[2]) and node.input[0] in params:
@@ -166,8 +203,9 @@ def insert_qdq(model, index: GraphIndex, placement: Placement, params: Dict[str,
     if after:
         raise PrecisionError(f"cannot place Q/DQ after tensors with no producer: {sorted(after)}")
     qdq_nodes = {id(n) for n in ordered if n.op_type in ("QuantizeLinear", "DequantizeLinear")}
+    shape_reads_raw = placement.target == "tensorrt"  # ORT's QLinearConv fusion wants the Q as sole reader
     for node in ordered:
-        if id(node) in qdq_nodes:
+        if id(node) in qdq_nodes or (shape_reads_raw and node.op_type in SHAPE_OPS):
             continue
         for i, name in enumerate(node.input):
             if name in rename:
