@@ -191,7 +191,8 @@ def test_engines_are_built_per_precision_and_their_precision_checked(tmp_path, f
         # no GPU here: the runtime says why it cannot run the engine, instead of pretending
         run = checks[f"run {precision}"]
         assert run.verdict == "fail" and "the runtime cannot run the engine" in run.found
-    assert checks["mask heads"].verdict in ("absent", "fail", "ok")
+    heads = checks["mask heads"]  # both heads exported and built; no GPU to run them on
+    assert heads.verdict == "fail" and heads.found.startswith("topk head: the runtime cannot run the engine"), heads
 
 
 def test_an_engine_without_its_precision_fails_and_a_missing_fast_path_is_skipped(tmp_path, fake_trt_machine):
@@ -205,16 +206,25 @@ def test_an_engine_without_its_precision_fails_and_a_missing_fast_path_is_skippe
     assert checks["engine int8"].verdict == "absent"
 
 
-def test_the_mask_head_comparison_waits_for_the_exporter(tmp_path, fake_trt_machine):
-    import dataclasses
+def test_the_doctors_mask_heads_give_the_same_masks(tmp_path):
+    """What the GPU comparison builds: the doctor's model with a TopK and a reduce mask head,
+    equal masks in ONNX Runtime, and no ArgMax in the reduce graph."""
+    import onnx
 
-    from fcn_edge.doctor.engines import EngineCheckConfig, mask_head_check
-    from fcn_edge.export import ExportConfig
+    from fcn_edge.doctor.engines import doctor_model
+    from fcn_edge.runtime import load_segmenter
+    from tiny_models import sample_frame
 
-    check = mask_head_check(tmp_path, make_fake_tensorrt("10.3.0"), EngineCheckConfig(), [])
-    if "argmax" in {f.name for f in dataclasses.fields(ExportConfig)}:
-        pytest.skip("the exporter has ExportConfig.argmax: the comparison runs (on a GPU)")
-    assert check.verdict == "absent" and check.found == "mask-head comparison needs a newer exporter (ExportConfig.argmax)"
+    pytest.importorskip("torch")
+    masks = {}
+    for head in ("topk", "reduce"):
+        path = doctor_model(tmp_path, (32, 48), mask_head=head)
+        ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+        assert ("ArgMax" in ops) == (head == "topk")
+        with load_segmenter(path) as segmenter:
+            masks[head] = [segmenter.segment(sample_frame(seed=i)).mask for i in range(3)]
+    assert all((a == b).all() for a, b in zip(masks["topk"], masks["reduce"]))
+    assert len({m.tobytes() for m in masks["topk"]}) == 3  # three different frames, three different masks
 
 
 # -- the command -----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ The TopK mask head is then compared with the reduce mask head, once the exporter
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,13 +202,9 @@ def run_check(built: Any, onnx: Path, precision: str, frames: Sequence[np.ndarra
 
 def mask_head_check(workdir: Path, trt: Any, config: EngineCheckConfig, frames: Sequence[np.ndarray]) -> Check:
     """ArgMax becomes a TopK layer in TensorRT, slow on segmentation outputs; the reduce mask
-    head must give the same mask, faster. Needs ``ExportConfig(argmax="topk"|"reduce")``."""
-    from fcn_edge.export import ExportConfig
-
+    head (``fcn-edge export --argmax reduce``) must give the same mask: both are built, run
+    and timed here."""
     name = "mask heads"
-    if "argmax" not in {f.name for f in dataclasses.fields(ExportConfig)}:
-        return Check(name, "absent", "mask-head comparison needs a newer exporter (ExportConfig.argmax)",
-                     "update fcn-edge")
     runs: Dict[str, EngineRun] = {}
     for head in ("topk", "reduce"):
         onnx = doctor_model(workdir, config.size, mask_head=head)
