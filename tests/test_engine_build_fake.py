@@ -40,6 +40,7 @@ def onnx_dir(tmp_path_factory):
     make_tiny_onnx(root / "tiny_fp32.onnx")
     make_tiny_onnx(root / "tiny_fp16.onnx", precision="fp16")
     make_tiny_onnx(root / "tiny_int8.onnx", precision="int8")
+    make_tiny_onnx(root / "tiny_int8-trt8.onnx", precision="int8", min_tensorrt=8)  # FP32 Q/DQ at opset 17
     make_tiny_onnx(root / "tiny_fused.onnx", fused=True)
     make_tiny_onnx(root / "tiny_static.onnx", dynamic=False)
     return root
@@ -78,7 +79,7 @@ CASES = [
     ("8.6.1", "fp32", "auto", "weak", ["EXPLICIT_BATCH"], []),
     ("8.6.1", "fp32", "fp16", "weak", ["EXPLICIT_BATCH"], ["FP16"]),
     ("8.6.1", "fp16", "auto", "weak", ["EXPLICIT_BATCH"], ["FP16"]),
-    ("8.6.1", "int8", "auto", "weak", ["EXPLICIT_BATCH"], ["INT8", "FP16"]),  # FP16 beside INT8 by default
+    ("8.6.1", "int8-trt8", "auto", "weak", ["EXPLICIT_BATCH"], ["INT8", "FP16"]),  # FP16 beside INT8 by default
     ("10.3.0", "fp32", "auto", "strong", ["STRONGLY_TYPED"], []),
     ("10.3.0", "fp32", "fp16", "weak", [], ["FP16"]),
     ("10.3.0", "fp16", "auto", "strong", ["STRONGLY_TYPED"], []),
@@ -96,7 +97,7 @@ def test_typing_and_flags_per_version(onnx_dir, version, variant, precision, typ
     assert result.plan.typing == typing
     assert plan["network_flags"] == network_flags
     assert [f for f in plan["builder_flags"]] == builder_flags
-    expected_precision = {"fp32": precision if precision != "auto" else "fp32"}.get(variant, variant)
+    expected_precision = {"fp32": precision if precision != "auto" else "fp32"}.get(variant, variant.split("-")[0])
     assert result.plan.precision == expected_precision
     assert plan["profiling_verbosity"] == "DETAILED"
 
@@ -730,7 +731,7 @@ def test_a_failing_engine_inspector_is_a_warning(onnx_dir, tmp_path, caplog):
 def test_plan_engine_build_declared_or_probed(onnx_dir, monkeypatch):
     from fcn_edge.engine.engine_file import plan_engine_build
 
-    planned = plan_engine_build(onnx_dir / "tiny_int8.onnx", trt_version="8.6")
+    planned = plan_engine_build(onnx_dir / "tiny_int8-trt8.onnx", trt_version="8.6")
     assert not planned.probed and planned.capabilities.version == "8.6"
     assert planned.plan.builder_flags == ("INT8", "FP16") and planned.facts.precision == "int8"
     monkeypatch.setitem(sys.modules, "tensorrt", make_fake_tensorrt("11.4.0.106"))
@@ -739,6 +740,17 @@ def test_plan_engine_build_declared_or_probed(onnx_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(EngineBuildError, match="needs a TensorRT version: --trt-version"):
         plan_engine_build(onnx_dir / "tiny_int8.onnx")
+
+
+def test_an_onnx_newer_than_the_parser_is_refused_before_building(onnx_dir):
+    """TensorRT 8.5/8.6 parse opset 17 at most: the default INT8 file (mixed INT8/FP16 at opset
+    19, for 10/11) is refused with the quantize flag that makes one they read."""
+    from fcn_edge.engine.engine_file import plan_engine_build
+
+    with pytest.raises(EngineBuildError, match=r"tiny_int8.onnx is ONNX opset 19, and TensorRT 8.6's parser reads "
+                       r"up to opset 17: quantize it for TensorRT 8 \(`fcn-edge quantize .* --min-tensorrt 8"):
+        plan_engine_build(onnx_dir / "tiny_int8.onnx", trt_version="8.6")
+    assert plan_engine_build(onnx_dir / "tiny_int8.onnx", trt_version="10.3").plan.precision == "int8"
 
 
 def test_fp16_fallback_on_tensorrt_11_says_to_drop_it(onnx_dir):

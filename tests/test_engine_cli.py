@@ -24,6 +24,7 @@ def models(tmp_path_factory):
         "fp32": make_tiny_onnx(root / "tiny_fp32.onnx"),
         "fp16": make_tiny_onnx(root / "tiny_fp16.onnx", precision="fp16"),
         "int8": make_tiny_onnx(root / "tiny_int8.onnx", precision="int8"),
+        "int8-trt8": make_tiny_onnx(root / "tiny_int8-trt8.onnx", precision="int8", min_tensorrt=8),
         "fused": make_tiny_onnx(root / "tiny_fused.onnx", fused=True),
     }
 
@@ -57,7 +58,7 @@ def dry_run(capsys, *args):
         ("10.3", "fp16", "auto", ["strongly typed", "network flags     STRONGLY_TYPED", "builder flags     (none)"]),
         ("11.4", "fp16", "auto", ["strongly typed (every network is", "network flags     (none)",
                                   "builder flags     (none)", "engine precision  fp16"]),
-        ("8.6", "int8", "auto", ["builder flags     INT8", "int8 mode         explicit", "calibrator        none"]),
+        ("8.6", "int8-trt8", "auto", ["builder flags     INT8", "int8 mode         explicit", "calibrator        none"]),
         ("10.3", "int8", "auto", ["strongly typed", "engine precision  int8"]),
         ("11.4", "int8", "int8", ["strongly typed", "engine precision  int8"]),
     ],

@@ -64,6 +64,7 @@ class OnnxFacts:
     meta: Optional[ModelMeta]
     meta_error: str = ""
     casts: Tuple[CastFacts, ...] = ()
+    opset: Optional[int] = None  # of the default ONNX domain
 
     @property
     def has_qdq(self) -> bool:
@@ -192,4 +193,5 @@ def read_onnx_facts(path: PathLike) -> OnnxFacts:
         meta=meta,
         meta_error=meta_error,
         casts=_cast_facts(onnx, model),
+        opset=next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
     )

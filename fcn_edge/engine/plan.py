@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from fcn_edge.artifacts import ModelMeta, ProfileShapes
+from fcn_edge.artifacts.compatibility import version_tuple
 from fcn_edge.artifacts.shapes import Shape, format_shape
 from fcn_edge.engine.capabilities import DLA_HINT, Capabilities
 from fcn_edge.engine.config import BuildConfig, ShapeOverrides
@@ -230,6 +231,25 @@ def check_casts(facts: OnnxFacts, caps: Capabilities) -> None:
         "from and to float32/float16): re-export the model with a current fcn-edge, which casts the mask "
         "through float (`fcn-edge export MODEL --output-kind mask`), or export an int32 mask "
         "(--mask-dtype int32)"
+    )
+
+
+# The newest ONNX opset each TensorRT major's parser reads (8.5 and 8.6: 17, as their ONNX
+# support matrices say); later majors read every opset fcn-edge writes.
+MAX_PARSER_OPSET = {8: 17}
+
+
+def check_opset(facts: OnnxFacts, caps: Capabilities) -> None:
+    """Refuse, before any build, an ONNX newer than this TensorRT's parser reads."""
+    newest = MAX_PARSER_OPSET.get(version_tuple(caps.version)[0])
+    if facts.opset is None or newest is None or facts.opset <= newest:
+        return
+    hint = ("quantize it for TensorRT 8 (`fcn-edge quantize MODEL.onnx --precision int8 --min-tensorrt 8 "
+            "--calib ...`: FP32 Q/DQ at the export's opset)" if facts.has_qdq else
+            "export it at opset 17 (`fcn-edge export ... --opset 17`, the default)")
+    raise EngineBuildError(
+        f"{facts.path.name} is ONNX opset {facts.opset}, and TensorRT {caps.version}'s parser reads up to "
+        f"opset {newest}: {hint}"
     )
 
 
@@ -544,6 +564,7 @@ def plan_build(
     and ``compute_capability`` what the machine is (all None in a dry run).
     """
     check_casts(facts, caps)
+    check_opset(facts, caps)
     precision = choose_precision(facts, config)
     int8_mode = choose_int8_mode(precision, facts, config, caps)
     typing = choose_typing(precision, int8_mode, facts, config, caps)
