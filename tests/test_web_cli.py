@@ -114,3 +114,9 @@ def test_several_streams_share_one_page(assets, tmp_path):
     with pytest.raises(UsageError, match="--view"):
         MultiStreamJob([str(assets["clip"]), str(assets["clip"])], ["http://127.0.0.1:0/", "http://127.0.0.1:1/"],
                        config)
+
+
+def test_a_token_without_a_page_is_refused(assets, capsys):
+    assert main(["run", str(assets["clip"]), "--model", str(assets["onnx"]), "--headless",
+                 "--view-token", TOKEN]) == 2
+    assert "--view-token protects the browser page" in capsys.readouterr().err

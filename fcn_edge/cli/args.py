@@ -188,11 +188,11 @@ def add_model_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_out(p: argparse.ArgumentParser, help: str, required: bool = False, repeatable: bool = False,
-            metavar: str = "PATH") -> None:
+            metavar: str = "PATH", default: Optional[Path] = None) -> None:
     if repeatable:
         p.add_argument("-o", "--out", action="append", metavar=metavar, required=required, help=help)
     else:
-        p.add_argument("-o", "--out", type=Path, metavar=metavar, required=required, help=help)
+        p.add_argument("-o", "--out", type=Path, metavar=metavar, required=required, default=default, help=help)
 
 
 def add_input_size(p: argparse.ArgumentParser, help: str, several: bool = False) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fcn_edge.cli.args import add_calib
+from fcn_edge.cli.args import add_calib, add_out
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "evaluation, engines when TensorRT is present, video, benchmark)",
         description=__doc__,
     )
-    p.add_argument("-o", "--out", type=Path, default=Path("runs/demo"), help="output folder (default runs/demo)")
+    add_out(p, "output folder (default runs/demo)", default=Path("runs/demo"), metavar="DIR")
     add_calib(p, "calibration set for the INT8 variant (default: the built-in model's set)")
     p.add_argument("--quick", action="store_true", help="reduced mode: a few images and frames, a short sweep")
     p.add_argument("--force", action="store_true", help="redo every step even when its outputs are up to date")

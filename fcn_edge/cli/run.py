@@ -25,14 +25,15 @@ from pathlib import Path
 
 from fcn_edge.cli.args import (
     add_backend_options, add_input_size, add_json, add_model_option, add_out, add_visual_options,
-    camera_size_wh, frame_rate, load_options, loop_count, model_or_default, non_negative_float, positive_float, positive_int,
-    write_json_report,
+    camera_size_wh, frame_rate, load_options, loop_count, model_or_default, non_negative_float, positive_float,
+    positive_int, unit_weight, write_json_report,
 )
 
 
 def _smooth(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
+    """--smooth: the new frame's weight in the temporal EMA, in (0, 1]."""
+    value = unit_weight(text)
+    if value == 0:
         raise argparse.ArgumentTypeError(f"--smooth is the new frame's weight in (0, 1], got {text}")
     return value
 
@@ -102,10 +103,16 @@ def run(args) -> int:
             print("GStreamer: not in this cv2; " + capabilities.gstreamer_install_hint(), file=sys.stderr)
         return 0
 
+    from fcn_edge.errors import UsageError
     from fcn_edge.runtime import RenderConfig
     from fcn_edge.video import PipelineConfig, ReconnectPolicy, SinkOptions, SourceOptions
     from fcn_edge.video.job import VideoJob, VideoRunConfig
     from fcn_edge.video.web.config import ViewConfig, token_from_environment
+
+    page_output = any(str(out).lower().startswith(("http://", "https://")) for out in args.out or ())
+    if args.view_token and args.view is None and not page_output:
+        raise UsageError("--view-token protects the browser page, and this run serves none: add --view [HOST]:PORT "
+                         "or -o http://HOST:PORT/")
 
     config = VideoRunConfig(
         model=model_or_default(args.model),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Tuple
 
 from fcn_edge.cli.args import (
-    add_batch, add_json, add_quiet, fraction, non_negative_float, non_negative_int, positive_float, positive_int,
+    add_batch, add_json, add_out, add_quiet, fraction, non_negative_float, non_negative_int, positive_float, positive_int,
     size_hw, size_hw_or_zero, write_json_report,
 )
 from fcn_edge.training.config import OPTIMIZERS, TrainConfig
@@ -82,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     opt.add_argument("--scale-range", type=_range, default=d.scale_range, metavar="MIN,MAX",
                      help="random scale of the augmentation (default 0.75,1.5)")
     run = p.add_argument_group("run")
-    run.add_argument("-o", "--out", default=d.out, help=f"run directory (default {d.out})")
+    add_out(run, f"run directory (default {d.out})", default=Path(d.out), metavar="DIR")
     run.add_argument("--save-to", type=Path, help="also copy the final model.pt here")
     run.add_argument("--resume", help="continue from a last.pt, with the settings it was started with")
     run.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, sample order and augmentation")
