@@ -16,7 +16,7 @@ kr = pytest.importorskip("keras_reference", reason="needs keras 3 (KERAS_BACKEND
 from fcn_edge.artifacts import file_sha256, read_onnx_meta  # noqa: E402
 from fcn_edge.cli.main import main  # noqa: E402
 from fcn_edge.models.keras_fcn import keras_output_size  # noqa: E402
-from tiny_models import make_images  # noqa: E402
+from tiny_models import make_images, quantize_and_plan_int8  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
@@ -62,17 +62,7 @@ def test_keras_fcn8_h5_to_fused_int8_onnx_and_engine_plans(tmp_path, capsys, ker
     assert (mask[0] == k_out[0].reshape(out_h, out_w, CLASSES).argmax(-1)).mean() > 0.999
 
     make_images(tmp_path / "calib", 8, size=SIZE)
-    int8 = tmp_path / "fcn8.int8.onnx"
-    assert main(["quantize", str(fused), "--precision", "int8", "--calib", str(tmp_path / "calib"), "-o", str(int8),
-                 "--quiet", "--no-cache"]) == 0, capsys.readouterr().err
-    int8_trt8 = tmp_path / "fcn8.int8-trt8.onnx"  # FP32 Q/DQ at opset 17, which TensorRT 8.5/8.6 parse
-    assert main(["quantize", str(fused), "--precision", "int8", "--calib", str(tmp_path / "calib"), "--min-tensorrt",
-                 "8", "-o", str(int8_trt8), "--quiet", "--no-cache"]) == 0, capsys.readouterr().err
-    for version, model in (("8.6", int8_trt8), ("10.3", int8), ("11.4", int8)):
-        code = main(["build-engine", str(model), "--dry-run", "--trt-version", version])
-        out = capsys.readouterr()
-        assert code == 0, out.err
-        assert "engine precision  int8" in out.out and f"1x{SIZE[0]}x{SIZE[1]}x3" in out.out
+    quantize_and_plan_int8(fused, tmp_path / "calib", capsys, f"1x{SIZE[0]}x{SIZE[1]}x3")
 
 
 def test_keras_preprocessing_flag_and_refused_onnx_flags(tmp_path, capsys, keras_fcn8):

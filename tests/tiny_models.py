@@ -247,3 +247,22 @@ def make_dataset(root: Path, count: int, seed: int = 1, classes: Sequence[str] =
         mask = (image.argmax(axis=2) + (image.mean(axis=2) > 128)).astype(np.uint8) % len(classes)
         write_label_png(root / "masks" / f"{path.stem}.png", mask, default_palette(len(classes)))
     return root
+
+
+def quantize_and_plan_int8(fused: Path, calib: Path, capsys, opt_shape: str) -> Path:
+    """What a user types to take a fused ONNX to INT8 engines on every TensorRT a Jetson has:
+    ``quantize`` twice (mixed INT8/FP16 for 10/11; FP32 Q/DQ at opset 17 for 8.5/8.6) and
+    ``build-engine --dry-run`` for 8.6, 10.3 and 11.4, each planning an INT8 engine whose
+    profile's opt shape is ``opt_shape``. Returns the 10/11 INT8 file."""
+    from fcn_edge.cli.main import main
+
+    int8, int8_trt8 = fused.with_suffix(".int8.onnx"), fused.with_suffix(".int8-trt8.onnx")
+    for out, extra in ((int8, []), (int8_trt8, ["--min-tensorrt", "8"])):
+        assert main(["quantize", str(fused), "--precision", "int8", "--calib", str(calib), *extra, "-o", str(out),
+                     "--quiet", "--no-cache"]) == 0, capsys.readouterr().err
+    for version, model in (("8.6", int8_trt8), ("10.3", int8), ("11.4", int8)):
+        code = main(["build-engine", str(model), "--dry-run", "--trt-version", version])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert "engine precision  int8" in out.out and opt_shape in out.out, out.out
+    return int8
