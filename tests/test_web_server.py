@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fcn_edge.artifacts import meta_for_classes
+from fcn_edge.errors import UsageError
 from fcn_edge.runtime import RenderConfig, load_segmenter
 from fcn_edge.video import NullSink, PipelineConfig, VideoPipeline
 from fcn_edge.video.looping import LoopingSource
@@ -119,7 +120,7 @@ def test_the_server_lists_many_streams_and_serves_each():
         for name in names:
             status, headers, content = request(page.url, f"/frame/{name}.jpg")
             assert status == 200 and int(headers["X-Frame-Number"]) >= 1
-        with pytest.raises(Exception, match="already has a stream"):
+        with pytest.raises(UsageError, match="already has a stream"):
             page.add_stream("front", meta_for_classes("m", ["a", "b"]))
 
 
